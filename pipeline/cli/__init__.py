@@ -1,0 +1,1 @@
+"""The ``lunglesion`` command line: one module per sub-command."""

@@ -1,0 +1,18 @@
+"""Process exit codes of the ``lunglesion`` command (documented in the README)."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """Exit status of a ``lunglesion`` command."""
+
+    OK = 0
+    """Everything asked for was done."""
+    INTERNAL_ERROR = 1
+    """A bug or an unexpected environment failure; the log has the traceback."""
+    USAGE = 2
+    """Bad command line, configuration, cohort file or missing input path; nothing was processed."""
+    SOME_FAILED = 3
+    """The run finished, but some scans failed; see errors.csv."""

@@ -1,0 +1,1 @@
+"""File output helpers shared by every writer (atomic writes, tables)."""
