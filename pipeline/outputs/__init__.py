@@ -1,0 +1,1 @@
+"""Per-scan result files: label masks as NIfTI, DICOM SEG, QC pictures."""

@@ -1,0 +1,169 @@
+"""DICOM SEG output with highdicom: one BINARY segment per structure, referencing the source CT.
+
+Segments (numbered in this order):
+
+1. Right lung (SCT 3341006), category Anatomical Structure;
+2. Left lung (SCT 44029006), category Anatomical Structure;
+3. Ground glass opacity (SCT 1217294009), category Morphologically Abnormal Structure, in the lung;
+4. Lung consolidation (SCT 95436008), category Morphologically Abnormal Structure, in the lung.
+
+The lung segments include their lesions (as the lung masks do); lesion segments overlap them.
+The mask is passed to highdicom as a :class:`highdicom.Volume` carrying the CT grid's exact
+geometry, so frames are matched to the source slices by position, and a volume that was
+resampled during ingestion (gantry tilt, missing slices) is still placed correctly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+from pipeline.io.atomic import atomic_path
+from segmentation.result import LesionLabel, LungLabel, LungSegmentation
+
+#: (label, SCT code, meaning, category) of each segment, in segment-number order.
+SEGMENTS: tuple[tuple[str, str, str, str], ...] = (
+    ("Right lung", "3341006", "Right lung", "anatomy"),
+    ("Left lung", "44029006", "Left lung", "anatomy"),
+    ("Ground-glass opacity", "1217294009", "Ground glass opacity", "abnormal"),
+    ("Consolidation", "95436008", "Lung consolidation", "abnormal"),
+)
+
+
+def segment_masks(segmentation: LungSegmentation) -> np.ndarray:
+    """Stack the four binary segments as ``(z, y, x, 4)`` uint8, in :data:`SEGMENTS` order."""
+    lungs = sitk.GetArrayViewFromImage(segmentation.lungs)
+    lesions = sitk.GetArrayViewFromImage(segmentation.lesions)
+    return np.stack(
+        [
+            lungs == LungLabel.RIGHT_LUNG,
+            lungs == LungLabel.LEFT_LUNG,
+            lesions == LesionLabel.GGO,
+            lesions == LesionLabel.CONSOLIDATION,
+        ],
+        axis=-1,
+    ).astype(np.uint8)
+
+
+def image_affine(image: sitk.Image) -> np.ndarray:
+    """4x4 affine from (slice, row, column) indices to LPS millimetres, as highdicom expects."""
+    direction = np.asarray(image.GetDirection(), dtype=float).reshape(3, 3)
+    sx, sy, sz = image.GetSpacing()
+    affine = np.eye(4)
+    affine[:3, 0] = direction[:, 2] * sz
+    affine[:3, 1] = direction[:, 1] * sy
+    affine[:3, 2] = direction[:, 0] * sx
+    affine[:3, 3] = image.GetOrigin()
+    return affine
+
+
+def _segment_descriptions(*, algorithm_name: str, algorithm_version: str) -> list:
+    import highdicom as hd
+    from pydicom.sr.codedict import codes
+    from pydicom.sr.coding import Code
+    from pydicom.uid import generate_uid
+
+    algorithm = hd.AlgorithmIdentificationSequence(
+        name=algorithm_name,
+        version=algorithm_version,
+        family=codes.cid7162.ArtificialIntelligence,
+    )
+    categories = {
+        "anatomy": codes.SCT.AnatomicalStructure,
+        "abnormal": codes.SCT.MorphologicallyAbnormalStructure,
+    }
+    descriptions = []
+    for number, (label, value, meaning, category) in enumerate(SEGMENTS, start=1):
+        descriptions.append(
+            hd.seg.SegmentDescription(
+                segment_number=number,
+                segment_label=label,
+                segmented_property_category=categories[category],
+                segmented_property_type=Code(value, "SCT", meaning),
+                algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
+                algorithm_identification=algorithm,
+                anatomic_regions=[codes.SCT.Lung] if category == "abnormal" else None,
+                tracking_id=f"lunglesion-{value}",
+                tracking_uid=generate_uid(entropy_srcs=["lunglesion-segment", value]),
+            )
+        )
+    return descriptions
+
+
+def write_dicom_seg(
+    segmentation: LungSegmentation,
+    *,
+    source_files: Sequence[Path],
+    destination: Path,
+    software_version: str,
+    series_number: int = 9901,
+) -> Path:
+    """Write ``segmentation`` as a BINARY DICOM SEG that references ``source_files``.
+
+    Parameters
+    ----------
+    segmentation
+        Lung and lesion labels on the CT grid.
+    source_files
+        The DICOM files of the CT series the volume was built from (headers are read,
+        pixels are not).
+    destination
+        Output file; written atomically.
+    software_version
+        Recorded as SoftwareVersions.
+    series_number
+        SeriesNumber of the new SEG series.
+
+    Returns
+    -------
+    Path
+        ``destination``.
+    """
+    import warnings
+
+    import highdicom as hd
+    import pydicom
+    from pydicom.uid import generate_uid
+
+    if not source_files:
+        raise ValueError("a DICOM SEG needs the source DICOM files; this scan came from a volume file")
+    sources = [pydicom.dcmread(str(path), stop_before_pixels=True) for path in source_files]
+    sources.sort(key=lambda ds: str(ds.SOPInstanceUID))
+    volume = hd.Volume(
+        array=segment_masks(segmentation),
+        affine=image_affine(segmentation.lungs),
+        coordinate_system="PATIENT",
+        frame_of_reference_uid=str(sources[0].FrameOfReferenceUID),
+        channels={"SegmentNumber": list(range(1, len(SEGMENTS) + 1))},
+    )
+    # Deterministic UIDs: the same source series and model always give the same SEG identity.
+    entropy = [str(sources[0].SeriesInstanceUID), segmentation.model_id, segmentation.model_sha256]
+    with warnings.catch_warnings():
+        # highdicom warns about single-component PatientName values copied from the source.
+        warnings.filterwarnings("ignore", category=UserWarning, module="highdicom")
+        seg = hd.seg.Segmentation(
+            source_images=sources,
+            pixel_array=volume,
+            segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
+            segment_descriptions=_segment_descriptions(
+                algorithm_name="lunglesion", algorithm_version=segmentation.model_id
+            ),
+            series_instance_uid=generate_uid(entropy_srcs=[*entropy, "series"]),
+            series_number=series_number,
+            sop_instance_uid=generate_uid(entropy_srcs=[*entropy, "instance"]),
+            instance_number=1,
+            manufacturer="lunglesion",
+            manufacturer_model_name="lunglesion",
+            software_versions=software_version,
+            device_serial_number="0",
+            series_description="Lung and lesion segmentation (lunglesion)",
+            content_label="LUNGLESION",
+            content_description="Right/left lung, ground-glass opacity, consolidation",
+            omit_empty_frames=True,
+        )
+    with atomic_path(Path(destination)) as tmp:
+        seg.save_as(str(tmp))
+    return Path(destination)
