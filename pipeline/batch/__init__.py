@@ -1,0 +1,1 @@
+"""Batch runs: per-scan tasks, resumable results, Dask execution, provenance."""

@@ -1,0 +1,122 @@
+"""Running per-scan tasks on Dask distributed: a LocalCluster here, or an existing cluster.
+
+Both paths use the same client code, so the distributed path is the one the tests run.
+A task function must not raise for bad input (it returns a failure record instead); what
+reaches this module as an exception is a crash: a worker process that died (segfault,
+out-of-memory kill, ``os._exit``) becomes :attr:`ErrorCode.WORKER_CRASHED`, anything
+else :attr:`ErrorCode.INTERNAL_ERROR`. Other tasks keep running either way.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from pipeline.errors import ErrorCode
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class ExecutionOptions:
+    """Where and how many tasks run at once."""
+
+    workers: int
+    """Worker processes of the local cluster (ignored with ``scheduler``)."""
+    scheduler: str | None = None
+    """Address of an existing Dask scheduler (``tcp://host:8786``); ``None`` starts a LocalCluster."""
+    memory_limit: str | None = None
+    """Per-worker memory limit of the local cluster (``"4GB"``); ``None`` means no limit."""
+    retries_after_crash: int = 1
+    """How often a task whose worker died is tried again on another worker before it is failed."""
+
+
+@dataclass(frozen=True)
+class TaskCrash:
+    """A task that did not return: its worker died or the function raised."""
+
+    code: ErrorCode
+    message: str
+
+
+@contextmanager
+def dask_client(options: ExecutionOptions) -> Iterator[Any]:
+    """A ``distributed.Client`` on a fresh LocalCluster or connected to ``options.scheduler``."""
+    import dask
+    from dask.distributed import Client, LocalCluster
+
+    config = {
+        "distributed.scheduler.allowed-failures": options.retries_after_crash,
+        # One task per worker at a time: a crashing scan must not take queued scans down with it.
+        "distributed.scheduler.worker-saturation": 1.0,
+        "distributed.worker.daemon": False,
+        "distributed.admin.tick.limit": "60s",
+    }
+    with dask.config.set(config):
+        if options.scheduler:
+            log.info("connecting to the Dask scheduler at %s", options.scheduler)
+            with Client(options.scheduler, timeout="30s") as client:
+                yield client
+            return
+        log.info("starting a local Dask cluster with %d worker process(es)", options.workers)
+        with (
+            LocalCluster(
+                n_workers=options.workers,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+                memory_limit=options.memory_limit or 0,
+                silence_logs=logging.ERROR,
+            ) as cluster,
+            Client(cluster) as client,
+        ):
+            yield client
+
+
+def run_tasks(
+    function: Callable[..., Any],
+    items: Sequence[T],
+    *,
+    key: Callable[[T], str],
+    options: ExecutionOptions,
+    on_result: Callable[[T, Any], None],
+    **kwargs: Any,
+) -> None:
+    """Run ``function(item, **kwargs)`` for every item on Dask; call ``on_result`` as each finishes.
+
+    ``on_result`` receives either the function's return value or a :class:`TaskCrash`.
+    Results arrive in completion order; callers sort what they write.
+    """
+    if not items:
+        return
+    from dask.distributed import as_completed
+
+    with dask_client(options) as client:
+        by_future = {}
+        for item in items:
+            future = client.submit(function, item, key=f"lunglesion-{key(item)}", pure=False, **kwargs)
+            by_future[future] = item
+        for future in as_completed(list(by_future)):
+            item = by_future[future]
+            on_result(item, _outcome(future))
+            future.release()
+
+
+def _outcome(future: Any) -> Any:
+    from distributed.scheduler import KilledWorker
+
+    try:
+        return future.result()
+    except KilledWorker as exc:
+        return TaskCrash(
+            ErrorCode.WORKER_CRASHED,
+            f"the worker process died while processing this scan (crash or memory limit): {exc}",
+        )
+    except Exception as exc:  # noqa: BLE001 - one broken task never stops the others
+        log.error("task failed with an unexpected %s: %s", type(exc).__name__, exc)
+        return TaskCrash(ErrorCode.INTERNAL_ERROR, f"unexpected {type(exc).__name__}: {exc}")
