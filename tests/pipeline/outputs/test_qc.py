@@ -1,0 +1,32 @@
+from pathlib import Path
+
+from PIL import Image
+
+from pipeline.outputs.qc import QCEntry, render_qc, write_qc_index
+
+
+def test_qc_picture_and_thumbnail_are_written(tmp_path, case):
+    ct, seg = case
+    result = render_qc(ct, seg, caption="lesion 3.1 %", destination=tmp_path / "qc" / "scan.png")
+    with Image.open(result.picture) as picture, Image.open(result.thumbnail) as thumb:
+        assert picture.format == "PNG" and thumb.format == "PNG"
+        assert picture.width > thumb.width == 480
+        # Lesion colours are present: yellow-ish (GGO) and red (consolidation) pixels.
+        import numpy as np
+
+        pixels = {tuple(p) for p in np.asarray(picture.convert("RGB")).reshape(-1, 3).tolist()}
+    assert any(r > 200 and g > 150 and b < 120 for r, g, b in pixels)
+    assert any(r > 180 and g < 90 and b < 90 for r, g, b in pixels)
+
+
+def test_qc_index_links_every_scan_and_escapes_text(tmp_path):
+    qc = tmp_path / "qc"
+    entries = [
+        QCEntry(title="sub-a <b>", picture=qc / "a.png", thumbnail=qc / "a_thumb.png", numbers=[("lesion %", "1.0")]),
+        QCEntry(title="sub-b", picture=qc / "b.png", thumbnail=qc / "b_thumb.png", numbers=[], status="failed"),
+    ]
+    page = write_qc_index(entries, destination=qc / "index.html").read_text()
+    assert 'href="a.png"' in page and 'src="b_thumb.png"' in page
+    assert "sub-a &lt;b&gt;" in page and "<b>" not in page.split("<body>")[1].split("sub-a")[0] + "x"
+    assert 'class="card failed"' in page
+    assert Path(qc / "index.html").exists()
