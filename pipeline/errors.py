@@ -8,10 +8,10 @@ never rename existing ones.
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 
-class ErrorCode(str, Enum):
+class ErrorCode(StrEnum):
     """Why an input file, a series, a scan or a run was refused."""
 
     # --- files ---------------------------------------------------------------------------
@@ -62,7 +62,7 @@ class ErrorCode(str, Enum):
         return _DESCRIPTIONS[self]
 
 
-class WarningCode(str, Enum):
+class WarningCode(StrEnum):
     """Something was repaired or is worth a look, but the scan was still processed."""
 
     SPACING_RESAMPLED = "SPACING_RESAMPLED"

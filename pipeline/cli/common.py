@@ -14,7 +14,10 @@ def common_parser() -> argparse.ArgumentParser:
     group = parser.add_argument_group("common options")
     group.add_argument("--config", type=Path, metavar="FILE", help="YAML file overlaid on configs/default.yaml")
     group.add_argument(
-        "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="log verbosity (default INFO)"
+        "--log-level",
+        default="INFO",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="log verbosity (default INFO)",
     )
     group.add_argument(
         "--log-phi",

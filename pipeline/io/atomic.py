@@ -42,7 +42,9 @@ def atomic_path(destination: Path) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
-def atomic_open(destination: Path, mode: str = "w", *, encoding: str | None = "utf-8", newline: str | None = None) -> Iterator[IO]:
+def atomic_open(
+    destination: Path, mode: str = "w", *, encoding: str | None = "utf-8", newline: str | None = None
+) -> Iterator[IO]:
     """Open a temporary file for writing; it atomically becomes ``destination`` on success."""
     if "b" in mode:
         encoding = None
