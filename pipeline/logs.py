@@ -14,6 +14,9 @@ import logging
 import sys
 from typing import Any
 
+#: Third-party loggers that are silenced below ERROR.
+_QUIET_LIBRARIES = ("pydicom",)
+
 _FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
 
@@ -44,3 +47,7 @@ def configure_logging(*, level: str = "INFO", show_phi: bool = False) -> None:
     root.setLevel(logging.WARNING)
     for name in ("pipeline", "segmentation", "metrics"):
         logging.getLogger(name).setLevel(level.upper())
+    # pydicom logs a warning for every odd value of every odd file (invalid UIDs, wrong VR lengths)
+    # and may echo element values; ingestion reports what matters through its own error codes.
+    for name in _QUIET_LIBRARIES:
+        logging.getLogger(name).setLevel(logging.ERROR)

@@ -52,6 +52,16 @@ class ScanMetadata:
     gantry_tilt_deg: float = 0.0
     warnings: tuple[IngestWarning, ...] = ()
     selection_reasons: tuple[str, ...] = ()
+    series_part: str = ""
+    """Empty, or which stack of a split series this is (e.g. ``acquisition 2``)."""
+    study_description: str = ""
+    body_part: str = ""
+    contrast_agent: str = ""
+    """ContrastBolusAgent as written by the scanner (empty: none recorded)."""
+    source_kind: str = "dicom"
+    """``dicom`` or ``volume_file`` (NIfTI/NRRD/MHA read as HU)."""
+    lossy_compression: bool = False
+    """The pixels went through lossy compression (LossyImageCompression or a lossy transfer syntax)."""
 
     @property
     def best_datetime(self) -> datetime | None:

@@ -1,0 +1,89 @@
+"""Find the files to index under the user's inputs (folders searched recursively, or files)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.errors import ErrorCode, IngestError
+from pipeline.ingest.settings import IndexSettings
+
+#: Data files that sit next to a MetaImage/NRRD header and are read through it.
+_DETACHED_DATA_SUFFIXES = (".raw", ".zraw", ".raw.gz", ".img", ".dat")
+_DETACHED_HEADERS = (".mhd", ".nhdr")
+
+
+@dataclass(frozen=True)
+class FoundFiles:
+    """Files under the inputs, sorted: DICOM candidates, and volume files with their keys."""
+
+    dicom: tuple[str, ...]
+    """Every other file (each may or may not be DICOM: suffixes mean nothing)."""
+    volumes: tuple[tuple[str, str], ...]
+    """``(path, key)`` of each volume file; ``key`` is its path relative to the input it was found under."""
+
+
+def _is_volume(name: str, suffixes: Sequence[str]) -> bool:
+    lower = name.lower()
+    return any(lower.endswith(suffix) for suffix in suffixes)
+
+
+def _detached_data(directory: str, names: Sequence[str]) -> set[str]:
+    """Names of raw data files that belong to a ``.mhd``/``.nhdr`` header in the same folder."""
+    stems = {name.rsplit(".", 1)[0] for name in names if name.lower().endswith(_DETACHED_HEADERS)}
+    if not stems:
+        return set()
+    return {
+        name
+        for name in names
+        for suffix in _DETACHED_DATA_SUFFIXES
+        if name.lower().endswith(suffix) and name[: -len(suffix)] in stems
+    }
+
+
+def find_inputs(paths: Sequence[str | Path], *, settings: IndexSettings) -> FoundFiles:
+    """Walk the inputs and sort what is found into DICOM candidates and volume files.
+
+    Raises
+    ------
+    IngestError
+        ``INPUT_NOT_FOUND`` naming every input path that does not exist.
+    """
+    missing = [str(p) for p in paths if not os.path.exists(p)]
+    if missing:
+        raise IngestError(ErrorCode.INPUT_NOT_FOUND, f"input path not found: {', '.join(missing)}")
+    seen: set[str] = set()
+    dicom: list[str] = []
+    volumes: list[tuple[str, str]] = []
+
+    def add(path: str, root: str) -> None:
+        real = os.path.realpath(path)
+        if real in seen:
+            return
+        seen.add(real)
+        if _is_volume(os.path.basename(path), settings.volume_suffixes):
+            key = os.path.relpath(path, root) if root != path else os.path.basename(path)
+            volumes.append((path, key.replace(os.sep, "/")))
+        else:
+            dicom.append(path)
+
+    for given in paths:
+        given = os.path.abspath(str(given))
+        if os.path.isfile(given):
+            add(given, given)
+            continue
+        for directory, subdirs, names in os.walk(given, followlinks=settings.follow_symlinks):
+            if settings.skip_hidden:
+                subdirs[:] = [d for d in subdirs if not d.startswith(".")]
+                names = [n for n in names if not n.startswith(".")]
+            subdirs.sort()
+            detached = _detached_data(directory, names)
+            for name in sorted(names):
+                if name in detached:
+                    continue
+                path = os.path.join(directory, name)
+                if os.path.isfile(path):
+                    add(path, given)
+    return FoundFiles(dicom=tuple(sorted(dicom)), volumes=tuple(sorted(volumes)))
