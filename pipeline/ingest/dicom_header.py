@@ -468,11 +468,11 @@ def _has_private_pixel_blob(ds: Any, rows: int | None, columns: int | None, bits
     if not rows or not columns:
         return False
     uncompressed = rows * columns * max(1, (bits_allocated or 16) // 8)
-    threshold = max(4096, uncompressed // 20)
+    threshold = max(256, uncompressed // 20)  # even a proprietary codec keeps 5 % of a CT image
     try:
         for element in ds._dict.values():
-            tag = element.tag
-            if tag.group % 2 == 1 and (getattr(element, "length", 0) or 0) >= threshold:
+            binary = str(getattr(element, "VR", "")) in ("OB", "OW", "UN", "OF")
+            if element.tag.group % 2 == 1 and binary and (getattr(element, "length", 0) or 0) >= threshold:
                 return True
     except AttributeError:
         return False

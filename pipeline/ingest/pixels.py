@@ -23,7 +23,7 @@ def read_stored_pixels(path: str, *, rows: int, columns: int) -> np.ndarray:
     """
     pydicom = configured_pydicom()
     try:
-        ds = pydicom.dcmread(path)
+        ds = pydicom.dcmread(path, force=True)  # indexing already established that it is DICOM
     except (FileNotFoundError, PermissionError, IsADirectoryError) as exc:
         raise IngestError(ErrorCode.UNREADABLE_FILE, f"{path}: cannot open the file ({exc.strerror})") from None
     except Exception as exc:  # noqa: BLE001 - the file changed since indexing or is malformed
@@ -32,7 +32,7 @@ def read_stored_pixels(path: str, *, rows: int, columns: int) -> np.ndarray:
         ) from None
     if "PixelData" not in ds:
         raise IngestError(ErrorCode.NO_PIXEL_DATA, f"{path}: the file has no pixel data")
-    syntax = str(ds.file_meta.get("TransferSyntaxUID", "")) if getattr(ds, "file_meta", None) is not None else ""
+    syntax = _transfer_syntax(ds)
     try:
         array = _decode(ds)
     except IngestError:
@@ -59,6 +59,22 @@ def read_stored_pixels(path: str, *, rows: int, columns: int) -> np.ndarray:
             f"expected frames of {rows} x {columns} (colour data?)",
         )
     return array
+
+
+def _transfer_syntax(ds: Any) -> str:
+    """The file's transfer syntax; for a data set without file meta, the encoding it was read with."""
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+    meta = getattr(ds, "file_meta", None)
+    syntax = str(meta.get("TransferSyntaxUID", "")) if meta is not None else ""
+    if not syntax:
+        implicit, little = ds.original_encoding
+        syntax = ImplicitVRLittleEndian if implicit else (ExplicitVRLittleEndian if little else ExplicitVRBigEndian)
+        if meta is None:
+            ds.file_meta = meta = FileMetaDataset()
+        meta.TransferSyntaxUID = syntax
+    return str(syntax)
 
 
 def _decode(ds: Any) -> np.ndarray:

@@ -20,7 +20,7 @@ def fill_gaps(stack: np.ndarray, interpolation: Sequence[Interpolation]) -> np.n
         if item.weight == 0.0:
             out[index] = stack[item.lower]
         else:
-            mixed = (1.0 - item.weight) * stack[item.lower].astype(np.float32) + item.weight * stack[item.upper]
+            mixed = (1.0 - item.weight) * stack[item.lower].astype(np.float64) + item.weight * stack[item.upper]
             out[index] = np.rint(mixed)
     return out
 

@@ -69,7 +69,8 @@ def rejection(candidate: SeriesCandidate, settings: SelectionSettings) -> tuple[
     if n_images < settings.min_slices or plan.z_extent_mm < settings.min_z_extent_mm:
         return (
             ErrorCode.TOO_FEW_SLICES,
-            f"{n_images} slices covering {plan.z_extent_mm:.0f} mm; a chest volume needs at least "
+            f"{n_images} image{'' if n_images == 1 else 's'} covering {plan.z_extent_mm:.3g} mm; "
+            "a chest volume needs at least "
             f"{settings.min_slices} slices (selection.min_slices) and {settings.min_z_extent_mm:g} mm "
             "(selection.min_z_extent_mm)",
         )

@@ -200,7 +200,7 @@ def write_ct_series(
     paths: list[Path] = []
     uids: list[str] = []
     for job_index, (k, copy) in enumerate(jobs):
-        sop_uid = deterministic_uid("image", the_series_uid, k, copy)
+        sop_uid = deterministic_uid("image", the_series_uid, k, copy, quirks.uid_salt)
         instance = (len(jobs) - job_index) if quirks.reverse_instance_numbers else job_index + 1
         ds = _ct_image_dataset(
             sop_uid=sop_uid,
@@ -224,9 +224,12 @@ def write_ct_series(
             bits_stored=encoding.bits_stored,
         )
         if encoding.padding_value is not None:
-            ds.PixelPaddingValue = encoding.padding_value
+            # The VR follows the sign of the value as written, not PixelRepresentation: archives
+            # hold e.g. US 63536 for -2000 in signed pixels (LIDC), which this reproduces.
+            ds.add_new(0x00280120, "US" if encoding.padding_value >= 0 else "SS", encoding.padding_value)
             if encoding.padding_range_limit is not None:
-                ds.PixelPaddingRangeLimit = encoding.padding_range_limit
+                vr = "US" if encoding.padding_range_limit >= 0 else "SS"
+                ds.add_new(0x00280121, vr, encoding.padding_range_limit)
             if padding_mask is not None:
                 stored[padding_mask[k]] = encoding.padding_value
         for keyword, value in quirks.extra_elements.items():

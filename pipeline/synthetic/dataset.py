@@ -88,6 +88,7 @@ def set_pixels(ds: Dataset, stored: np.ndarray, *, pixel_representation: int, bi
     ds.HighBit = bits_stored - 1
     ds.PixelRepresentation = pixel_representation
     dtype = np.int16 if pixel_representation else np.uint16
+    # astype wraps out-of-range values (a padding value written as unsigned 63536 becomes -2000).
     ds.PixelData = np.ascontiguousarray(stored.astype(dtype)).tobytes()
 
 

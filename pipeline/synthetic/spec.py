@@ -69,7 +69,7 @@ class Geometry:
     A negative ``spacing[2]`` writes the slices in the opposite direction.
     """
 
-    spacing: tuple[float, float, float] = (0.7, 0.7, 2.5)
+    spacing: tuple[float, float, float] = (0.7, 0.7, 5.0)
     """Column spacing (x), row spacing (y), slice step (mm)."""
     origin: tuple[float, float, float] = (-22.0, -22.0, -100.0)
     row_direction: tuple[float, float, float] = (1.0, 0.0, 0.0)
@@ -120,6 +120,8 @@ class Quirks:
     """Slice indices written twice (second copy: new SOP Instance UID, same position)."""
     acquisition_numbers: tuple[int, ...] | None = None
     """AcquisitionNumber per slice (default: 1 for every slice)."""
+    uid_salt: str = ""
+    """Mixed into the SOP Instance UIDs: a second write of the same series gets new images."""
     extra_elements: dict[str, object] = field(default_factory=dict)
     """Further elements by keyword (e.g. ``{"GantryDetectorTilt": 14.0}``)."""
 
