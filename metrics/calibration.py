@@ -12,7 +12,8 @@ Estimate
 For a reference tissue with expected value ``E`` and search half-width ``W``, the sampled
 voxels with ``E - W <= HU <= E + W`` are histogrammed (one bin per HU). The histogram is
 smoothed by a centred moving sum of ``smoothing_hu`` bins (integer arithmetic, so results
-are exactly reproducible) and its mode is the estimate (the lowest HU wins a tie). Fewer than
+are exactly reproducible) and its mode is the estimate (on a plateau of equal sums, the bin with
+the most voxels, then the lowest HU). Fewer than
 ``min_voxels`` sampled voxels in the window means the tissue was not found where it should
 be, which is itself a calibration failure (e.g. a missing rescale intercept moves air to 0 HU).
 
@@ -87,7 +88,9 @@ def estimate_peak(
     padded = np.concatenate((np.zeros(half + 1, np.int64), window, np.zeros(half, np.int64)))
     cumulative = np.cumsum(padded)
     moving = cumulative[smoothing_hu:] - cumulative[:-smoothing_hu]
-    mode = expected_hu - half_width_hu + int(np.argmax(moving))
+    tied = np.flatnonzero(moving == moving.max())
+    best = int(tied[np.argmax(window[tied])])  # plateau of the moving sum: the highest raw bin, then the lowest HU
+    mode = expected_hu - half_width_hu + best
     return PeakEstimate(mode, n, expected_hu, tolerance_hu)
 
 

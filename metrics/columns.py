@@ -363,3 +363,36 @@ def markdown_table(columns: tuple[Column, ...]) -> str:
         description = column.description.replace("|", "\\|")
         lines.append(f"| `{column.name}` | {unit} | {kind} | {description} |")
     return "\n".join(lines) + "\n"
+
+
+#: Marker pairs around the generated tables in ``metrics/README.md``.
+README_TABLES: dict[str, tuple[Column, ...]] = {
+    "scans": SCAN_COLUMNS,
+    "cohort_summary": SUMMARY_COLUMNS,
+    "events": EVENT_COLUMNS,
+}
+
+
+def readme_block(name: str) -> str:
+    """The generated README block for table ``name``, markers included."""
+    return f"<!-- columns:{name}:start -->\n{markdown_table(README_TABLES[name])}<!-- columns:{name}:end -->"
+
+
+def update_readme(text: str) -> str:
+    """``text`` with every generated column block replaced by the current schema."""
+    import re
+
+    for name in README_TABLES:
+        pattern = re.compile(rf"<!-- columns:{name}:start -->.*?<!-- columns:{name}:end -->", re.S)
+        if not pattern.search(text):
+            raise ValueError(f"README has no block for table {name!r}")
+        text = pattern.sub(lambda _m, n=name: readme_block(n), text)
+    return text
+
+
+if __name__ == "__main__":  # python -m metrics.columns README.md: regenerate the column tables in place
+    import sys
+    from pathlib import Path
+
+    target = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).with_name("README.md")
+    target.write_text(update_readme(target.read_text(encoding="utf-8")), encoding="utf-8")

@@ -110,7 +110,7 @@ def histograms_by_class(values: np.ndarray, classes: np.ndarray, *, n_classes: i
     if not np.issubdtype(values.dtype, np.integer):
         values = np.rint(values)
     if not (np.issubdtype(values.dtype, np.integer) and np.iinfo(values.dtype).bits <= 16):
-        values = np.clip(values, -32768, 32767)
+        values = np.clip(values, -32768, 32767).astype(np.int32)
     low = int(values.min())
     width = int(values.max()) - low + 1
     codes = classes.astype(np.intp)

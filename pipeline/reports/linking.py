@@ -149,8 +149,12 @@ def link_records(
         If a record is malformed (naming the record and column).
     """
     rows = [normalize_record(record, index=i) for i, record in enumerate(records)]
-    for row in rows:
+    for record, row in zip(records, rows, strict=True):
         patient, id_source = resolve_patient(row, cohort)
+        if id_source is PatientIdSource.AS_GIVEN and record.get("patient_id_source") == PatientIdSource.DICOM_ID_MAP:
+            # rebuilt from a scans.csv whose patient_id an earlier build already mapped (the DICOM
+            # PatientID is deliberately not kept in the outputs)
+            id_source = PatientIdSource.DICOM_ID_MAP
         moment, time_source = resolve_time(row, cohort)
         row["patient_id"] = patient
         row["patient_id_source"] = id_source.value
