@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import cached_property
 
 from metrics.timestamps import EventTime
 
@@ -62,14 +63,20 @@ class Cohort:
     study_overrides: Mapping[str, ScanOverride] = field(default_factory=dict)
     dicom_ids: Mapping[str, str] = field(default_factory=dict)
 
+    @cached_property
+    def _events_by_patient(self) -> dict[str, tuple[CohortEvent, ...]]:
+        grouped: dict[str, list[CohortEvent]] = {patient: [] for patient in self.patient_ids}
+        for event in self.events:
+            grouped.setdefault(event.patient_id, []).append(event)
+        return {patient: tuple(events) for patient, events in grouped.items()}
+
     def __contains__(self, patient_id: object) -> bool:
-        return patient_id in self.patient_ids
+        return patient_id in self._events_by_patient
 
     def events_of(self, patient_id: str) -> tuple[CohortEvent, ...]:
-        return tuple(e for e in self.events if e.patient_id == patient_id)
+        """A patient's events in time order (empty for an unknown patient)."""
+        return self._events_by_patient.get(patient_id, ())
 
     def infusions_of(self, patient_id: str) -> tuple[EventTime, ...]:
         """Infusion times of a patient in time order (dose 1 first)."""
-        return tuple(
-            e.time for e in self.events if e.patient_id == patient_id and e.event == ReservedEvent.INFUSION.value
-        )
+        return tuple(e.time for e in self.events_of(patient_id) if e.event == ReservedEvent.INFUSION.value)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
 from pathlib import Path
 
 from metrics.columns import Column, Kind, names
@@ -76,9 +75,3 @@ def read_table(path: Path) -> list[dict[str, str]]:
                 raise ValueError(f"{path}: line {reader.line_num}: {len(cells)} cells for {len(header)} columns")
             rows.append(dict(zip(header, cells + [""] * (len(header) - len(cells)), strict=True)))
     return rows
-
-
-def iso(value: datetime | EventTime | None) -> str:
-    """ISO text of a date-time (empty for ``None``)."""
-    moment = to_event_time(value)
-    return "" if moment is None else moment.iso()

@@ -51,7 +51,7 @@ def test_units_are_in_the_names():
             assert any(column.name.endswith(s) for s in suffix_unit), column.name
 
 
-def test_metric_columns_are_exactly_what_measure_scan_returns():
+def test_metric_columns_are_exactly_what_measure_scan_returns(default_metrics):
     hu = np.full((3, 4, 4), -800, np.int16)
     lungs = np.ones((3, 4, 4), np.uint8)
     row = measure_scan(
@@ -61,7 +61,7 @@ def test_metric_columns_are_exactly_what_measure_scan_returns():
         spacing_zyx=(1, 1, 1),
         superior_sign=1,
         slice_thickness_mm=1.0,
-        settings=__import__("pipeline.config").config.load_settings().metrics,
+        settings=default_metrics,
     ).as_row()
     metric_names = [c.name for c in scan_columns_from(Source.METRIC)]
     assert sorted(row) == sorted(metric_names)
