@@ -12,6 +12,7 @@ Every problem becomes an :class:`~pipeline.errors.IngestError` with a file-level
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import struct
@@ -73,6 +74,10 @@ class FrameInfo:
     instance_number: int | None
     frame_type: tuple[str, ...] | None = None
     """FrameType of an enhanced frame (used instead of ImageType when present)."""
+    pixel_offset: int = -1
+    """File offset of the file's native Pixel Data value (-1: compressed, deflated or unknown)."""
+    pixel_length: int = -1
+    """Byte length of that value (all frames of the file)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,7 +166,7 @@ def read_dicom_header(path: Path) -> DicomHeader:
                 )
             fp.seek(0)
             ds = pydicom.dcmread(fp, stop_before_pixels=True, force=not has_preamble)
-            pixel_tag, pixel_problem = _inspect_pixel_element(fp, ds, fp.tell(), size)
+            pixel_element, pixel_problem = _inspect_pixel_element(fp, ds, fp.tell(), size)
     except IngestError:
         raise
     except InvalidDicomError as exc:
@@ -187,7 +192,7 @@ def read_dicom_header(path: Path) -> DicomHeader:
         if len(ds) == 0:
             raise IngestError(ErrorCode.TRUNCATED_FILE, "the file ends right after its file meta information")
     try:
-        return _build_header(ds, path=path, size=size, pixel_tag=pixel_tag)
+        return _build_header(ds, path=path, size=size, pixel_element=pixel_element)
     except IngestError:
         raise
     except Exception as exc:  # noqa: BLE001 - malformed values anywhere in the header
@@ -219,8 +224,16 @@ def _looks_like_raw_dataset(head: bytes) -> bool:
     return group in (0x0002, 0x0008) and element <= 0x0020
 
 
-def _inspect_pixel_element(fp: Any, ds: Any, position: int, size: int) -> tuple[int | None, str | None]:
-    """Look at the element where parsing stopped: (pixel tag or None, truncation message or None).
+@dataclass(frozen=True, slots=True)
+class _PixelElement:
+    tag: int
+    value_offset: int
+    length: int
+    """Value length in bytes; ``-1`` for encapsulated (compressed) or deflated data."""
+
+
+def _inspect_pixel_element(fp: Any, ds: Any, position: int, size: int) -> tuple[_PixelElement | None, str | None]:
+    """Look at the element where parsing stopped: (pixel element or None, truncation message or None).
 
     ``dcmread(stop_before_pixels=True)`` leaves the file positioned at the start of the pixel
     data element (or at the end of the data set when there is none), so the element header can
@@ -232,7 +245,7 @@ def _inspect_pixel_element(fp: Any, ds: Any, position: int, size: int) -> tuple[
         # rare, so read the whole data set once to find the pixel element.
         fp.seek(0)
         full = configured_pydicom().dcmread(fp, force=True)
-        return (_PIXEL_DATA if "PixelData" in full else None), None
+        return (_PixelElement(_PIXEL_DATA, -1, -1) if "PixelData" in full else None), None
 
     implicit, little = _encoding(ds)
     fp.seek(position)
@@ -259,12 +272,12 @@ def _inspect_pixel_element(fp: Any, ds: Any, position: int, size: int) -> tuple[
         fp.seek(max(value_start, size - 4096))
         tail = fp.read()
         if _SEQUENCE_DELIMITER not in tail:
-            return tag, "the file ends inside its compressed pixel data (no end-of-sequence marker)"
-        return tag, None
+            return None, "the file ends inside its compressed pixel data (no end-of-sequence marker)"
+        return _PixelElement(tag, value_start, -1), None
     if value_start + length > size:
         have = max(0, size - value_start)
-        return tag, f"the file holds {have} of the {length} bytes of its pixel data"
-    return tag, None
+        return None, f"the file holds {have} of the {length} bytes of its pixel data"
+    return _PixelElement(tag, value_start, length), None
 
 
 def _last_element_truncated(ds: Any, size: int) -> str | None:
@@ -360,7 +373,7 @@ def _int(value: Any) -> int:
     return int(float(value))
 
 
-def _build_header(ds: Any, *, path: Path, size: int, pixel_tag: int | None) -> DicomHeader:
+def _build_header(ds: Any, *, path: Path, size: int, pixel_element: _PixelElement | None) -> DicomHeader:
     read = _Reader()
     meta = getattr(ds, "file_meta", None)
     transfer_syntax = str(meta.get("TransferSyntaxUID", "")) if meta is not None else ""
@@ -382,9 +395,9 @@ def _build_header(ds: Any, *, path: Path, size: int, pixel_tag: int | None) -> D
     functional = uses_functional_groups(sop_class) and "PerFrameFunctionalGroupsSequence" in ds
     n_frames = read.number(ds, "NumberOfFrames", _int) or 1
 
-    if pixel_tag == _PIXEL_DATA:
+    if pixel_element is not None and pixel_element.tag == _PIXEL_DATA:
         status = PixelStatus.PRESENT
-    elif pixel_tag is None and _has_private_pixel_blob(ds, rows, columns, bits_allocated):
+    elif pixel_element is None and _has_private_pixel_blob(ds, rows, columns, bits_allocated):
         status = PixelStatus.PRIVATE
     else:
         status = PixelStatus.ABSENT
@@ -413,6 +426,11 @@ def _build_header(ds: Any, *, path: Path, size: int, pixel_tag: int | None) -> D
             ),
         )
 
+    if status is PixelStatus.PRESENT and pixel_element is not None and pixel_element.length >= 0:
+        frames = tuple(
+            dataclasses.replace(f, pixel_offset=pixel_element.value_offset, pixel_length=pixel_element.length)
+            for f in frames
+        )
     lossy_flag = read.text(ds, "LossyImageCompression")
     padding = read.number(ds, "PixelPaddingValue", _int)
     padding_limit = read.number(ds, "PixelPaddingRangeLimit", _int)

@@ -129,7 +129,17 @@ def plan_dicom_stack(
     frames = [frames[i] for i in order]
     positions = positions[order]
     along = along[order]
-    sources = tuple(SliceSource(path=f.path, frame=f.frame, slope=f.slope, intercept=f.intercept) for f in frames)
+    sources = tuple(
+        SliceSource(
+            path=f.path,
+            frame=f.frame,
+            slope=f.slope,
+            intercept=f.intercept,
+            pixel_offset=f.pixel_offset,
+            pixel_length=f.pixel_length,
+        )
+        for f in frames
+    )
     common = {
         "source_kind": SourceKind.DICOM,
         "normal": tuple(float(v) for v in normal),

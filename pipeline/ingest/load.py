@@ -19,7 +19,7 @@ import numpy as np
 from pipeline.errors import ErrorCode, IngestError
 from pipeline.ingest.candidate import SeriesCandidate
 from pipeline.ingest.hu import stored_to_hu
-from pipeline.ingest.pixels import read_stored_pixels
+from pipeline.ingest.pixels import read_native_pixels, read_stored_pixels
 from pipeline.ingest.plan import SourceKind, VolumePlan
 from pipeline.ingest.resample import correct_tilt, fill_gaps
 from pipeline.ingest.scan import Scan
@@ -107,7 +107,10 @@ def _dicom_volume(plan: VolumePlan, *, hu: HUSettings, workers: int) -> tuple[np
     pixel_format = plan.pixel_format
 
     def convert(path: str) -> int:
-        frames = read_stored_pixels(path, rows=plan.rows, columns=plan.columns)
+        first = plan.slices[positions[path][0]]
+        frames = read_native_pixels(path, source=first, rows=plan.rows, columns=plan.columns, layout=pixel_format)
+        if frames is None:
+            frames = read_stored_pixels(path, rows=plan.rows, columns=plan.columns)
         mapped = 0
         for index in positions[path]:
             source = plan.slices[index]

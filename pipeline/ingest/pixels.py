@@ -8,6 +8,7 @@ import numpy as np
 
 from pipeline.errors import ErrorCode, IngestError
 from pipeline.ingest.dicom_header import configured_pydicom
+from pipeline.ingest.plan import PixelFormat, SliceSource
 from pipeline.ingest.series import decoder_available
 
 
@@ -84,3 +85,62 @@ def _decode(ds: Any) -> np.ndarray:
     # pydicom applies no modality LUT here: the raw stored values come back, signed or
     # unsigned as PixelRepresentation says (with its sign-correction for JPEG 2000 streams).
     return ds.pixel_array
+
+
+_LITTLE_ENDIAN_NATIVE = frozenset({"1.2.840.10008.1.2", "1.2.840.10008.1.2.1"})
+_BIG_ENDIAN_NATIVE = "1.2.840.10008.1.2.2"
+
+
+def read_native_pixels(
+    path: str, *, source: SliceSource, rows: int, columns: int, layout: PixelFormat
+) -> np.ndarray | None:
+    """Stored values of an uncompressed file read straight from the offset indexing recorded.
+
+    Skips parsing the header a second time (most of the cost of reading a CT slice with pydicom).
+    Returns ``None`` when the fast path does not apply (compressed or deflated data, unusual
+    layouts, several transfer syntaxes in the series); the caller then decodes with pydicom.
+
+    Raises
+    ------
+    IngestError
+        ``UNREADABLE_FILE`` when the file vanished or changed since indexing, ``TRUNCATED_FILE``
+        when it is now shorter than its pixel data.
+    """
+    if source.pixel_offset < 4 or source.pixel_length <= 0 or len(layout.transfer_syntax_uids) != 1:
+        return None
+    syntax = layout.transfer_syntax_uids[0]
+    if syntax in _LITTLE_ENDIAN_NATIVE:
+        order = "<"
+    elif syntax == _BIG_ENDIAN_NATIVE:
+        order = ">"
+    else:
+        return None
+    if layout.samples_per_pixel != 1 or layout.bits_allocated not in (8, 16, 32):
+        return None
+    item = layout.bits_allocated // 8
+    frame_bytes = rows * columns * item
+    n_frames, extra = divmod(source.pixel_length, frame_bytes)
+    if n_frames == 0 or extra > 1:  # one padding byte keeps an odd length even
+        return None
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(source.pixel_offset - 4)
+            declared = handle.read(4)
+            data = handle.read(n_frames * frame_bytes)
+    except OSError as exc:
+        raise IngestError(ErrorCode.UNREADABLE_FILE, f"{path}: cannot read the file ({exc.strerror or exc})") from None
+    if len(declared) < 4 or int.from_bytes(declared, "little" if order == "<" else "big") != source.pixel_length:
+        raise IngestError(ErrorCode.UNREADABLE_FILE, f"{path}: the file changed since it was indexed")
+    if len(data) < n_frames * frame_bytes:
+        raise IngestError(ErrorCode.TRUNCATED_FILE, f"{path}: the file is now shorter than its pixel data")
+    kind = "i" if layout.pixel_representation == 1 else "u"
+    array = np.frombuffer(data, dtype=np.dtype(f"{order}{kind}{item}")).reshape(n_frames, rows, columns)
+    array = array.astype(array.dtype.newbyteorder("="), copy=True)
+    unused = layout.bits_allocated - layout.bits_stored
+    if 0 < unused < layout.bits_allocated:
+        if kind == "i":  # sign-extend from the high bit
+            array <<= unused
+            array >>= unused
+        else:  # bits above the high bit are not part of the value (old overlay planes)
+            array &= (1 << layout.bits_stored) - 1
+    return array

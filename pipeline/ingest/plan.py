@@ -29,16 +29,23 @@ class SliceSource:
     """0-based frame of a multi-frame file; ``None`` for a single-frame file."""
     slope: float
     intercept: float
+    pixel_offset: int = -1
+    """File offset of the file's native (uncompressed) pixel data; -1 when it must be decoded."""
+    pixel_length: int = -1
 
 
 @dataclass(frozen=True, slots=True)
 class PixelFormat:
-    """How stored values are turned into HU (shared by every slice of a series)."""
+    """How stored values are laid out and turned into HU (shared by every slice of a series)."""
 
     padding_value: int | None
     """PixelPaddingValue in stored units, already brought into the stored value range."""
     padding_range_limit: int | None
     transfer_syntax_uids: tuple[str, ...]
+    bits_allocated: int = 16
+    bits_stored: int = 16
+    pixel_representation: int = 0
+    samples_per_pixel: int = 1
 
 
 @dataclass(frozen=True, slots=True)

@@ -341,6 +341,7 @@ def _candidate(
 
     plan: VolumePlan | None = None
     geometry_error = forced_error
+    layouts = {(h.bits_allocated, h.bits_stored, h.pixel_representation, h.samples_per_pixel) for h in headers}
     if geometry_error is None and first.rows and first.columns:
         pixel_format = PixelFormat(
             padding_value=stored_padding(
@@ -354,6 +355,11 @@ def _candidate(
                 bits_allocated=first.bits_allocated,
             ),
             transfer_syntax_uids=syntaxes,
+            # 0 when the files disagree on the layout: then every file is decoded by pydicom.
+            bits_allocated=(first.bits_allocated or 16) if len(layouts) == 1 else 0,
+            bits_stored=first.bits_stored or first.bits_allocated or 16,
+            pixel_representation=first.pixel_representation or 0,
+            samples_per_pixel=first.samples_per_pixel,
         )
         try:
             plan = plan_dicom_stack(

@@ -163,3 +163,39 @@ def test_header_reader_reports_enhanced_frames(tmp_path, phantom_hu):
     assert header.functional_groups and header.number_of_frames == 5
     assert [frame.frame for frame in header.frames] == [0, 1, 2, 3, 4]
     assert header.frames[4].position == pytest.approx((-22.0, -22.0, -100.0 + 4 * 5.0))
+
+
+@pytest.mark.parametrize("pixel_representation", [0, 1])
+def test_unused_high_bits_are_ignored_like_pydicom(tmp_series_dir, phantom_hu, settings, pixel_representation):
+    from pipeline.ingest.pixels import read_native_pixels, read_stored_pixels
+
+    encoding = PixelEncoding(pixel_representation=pixel_representation, bits_stored=12, intercepts=-1024.0)
+    hu = np.clip(phantom_hu, -1024, 1000)
+    written = write_ct_series(tmp_series_dir, hu, encoding=encoding)
+    ds = pydicom.dcmread(written.paths[4])
+    dtype = np.int16 if pixel_representation else np.uint16
+    stored = np.frombuffer(ds.PixelData, dtype=dtype).copy()
+    stored.view(np.uint16)[:] |= 0xE000  # garbage above the 12 stored bits (bit 12 and up)
+    if pixel_representation:
+        stored.view(np.uint16)[:] &= 0xEFFF  # keep bit 12 clear: the garbage must not change the sign
+    ds.PixelData = stored.tobytes()
+    ds.save_as(written.paths[4])
+
+    (candidate,) = index_inputs([tmp_series_dir], settings=settings).candidates
+    source = next(s for s in candidate.plan.slices if s.path == str(written.paths[4]))
+    plan = candidate.plan
+    fast = read_native_pixels(source.path, source=source, rows=32, columns=32, layout=plan.pixel_format)
+    slow = read_stored_pixels(source.path, rows=32, columns=32)
+    np.testing.assert_array_equal(fast, slow)
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(load_scan(candidate, settings=settings).image), hu)
+
+
+def test_file_rewritten_after_indexing(tmp_series_dir, phantom_hu, settings):
+    written = write_ct_series(tmp_series_dir, phantom_hu)
+    (candidate,) = index_inputs([tmp_series_dir], settings=settings).candidates
+    ds = pydicom.dcmread(written.paths[2])
+    ds.ImageComments = "edited after indexing: the pixel data moved"
+    ds.save_as(written.paths[2])
+    with pytest.raises(IngestError) as raised:
+        load_scan(candidate, settings=settings)
+    assert raised.value.code is ErrorCode.UNREADABLE_FILE and "changed since it was indexed" in raised.value.message

@@ -223,3 +223,31 @@ def test_duplicate_copies_of_a_series_are_ignored(tmp_path, phantom_hu, settings
     assert candidate.n_files == 20
     assert [w.code for w in candidate.warnings] == [WarningCode.FILES_SKIPPED]
     np.testing.assert_array_equal(array(load_scan(candidate, settings=settings)), phantom_hu)
+
+
+def test_candidates_travel_to_worker_processes(tmp_series_dir, phantom_hu, settings):
+    import pickle
+
+    write_ct_series(tmp_series_dir, phantom_hu, quirks=Quirks(drop_slices=(3,)))
+    result = index_inputs([tmp_series_dir], settings=settings)
+    copy = pickle.loads(pickle.dumps(result))
+    assert copy == result
+    np.testing.assert_array_equal(
+        array(load_scan(copy.candidates[0], settings=settings)),
+        array(load_scan(result.candidates[0], settings=settings)),
+    )
+
+
+def test_load_log_line_carries_patient_id_only_on_request(tmp_series_dir, phantom_hu, settings, caplog):
+    import logging
+
+    from pipeline.logs import PhiAwareFormatter
+
+    write_ct_series(tmp_series_dir, phantom_hu, patient=Patient(patient_id="SECRET-991"))
+    candidate = only_selected(index_inputs([tmp_series_dir], settings=settings))
+    with caplog.at_level(logging.INFO, logger="pipeline.ingest"):
+        load_scan(candidate, settings=settings)
+    (record,) = [r for r in caplog.records if r.name == "pipeline.ingest.load"]
+    plain = PhiAwareFormatter(show_phi=False).format(record)
+    assert candidate.scan_id in plain and "SECRET-991" not in plain
+    assert "SECRET-991" in PhiAwareFormatter(show_phi=True).format(record)
