@@ -94,7 +94,7 @@ def load_scan(candidate: SeriesCandidate, *, settings: Settings) -> Scan:
         f" ({', '.join(w.code.value for w in meta.warnings)})" if meta.warnings else "",
         extra={"phi": {"patient": candidate.patient_id}},
     )
-    return Scan(image=image, meta=meta, extra={"padding_voxels": str(mapped), "load_seconds": f"{elapsed:.3f}"})
+    return Scan(image=image, meta=meta, extra={"padding_voxels": str(mapped)})
 
 
 def _dicom_volume(plan: VolumePlan, *, hu: HUSettings, workers: int) -> tuple[np.ndarray, int]:

@@ -8,8 +8,8 @@ import numpy as np
 
 from pipeline.errors import ErrorCode, IngestError
 from pipeline.ingest.dicom_header import configured_pydicom
+from pipeline.ingest.dicom_values import decoder_available
 from pipeline.ingest.plan import PixelFormat, SliceSource
-from pipeline.ingest.series import decoder_available
 
 
 def read_stored_pixels(path: str, *, rows: int, columns: int) -> np.ndarray:

@@ -9,79 +9,25 @@ becomes its own candidate (warning ``SERIES_SPLIT``), or, with
 
 from __future__ import annotations
 
-import functools
+import logging
 import os
-import re
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 
 import numpy as np
 
 from pipeline.errors import ErrorCode, IngestError, WarningCode
 from pipeline.ingest.candidate import FileIssue, SeriesCandidate
 from pipeline.ingest.dicom_header import DicomHeader, FrameInfo, PixelStatus
+from pipeline.ingest.dicom_values import decoder_available, dicom_datetime, stored_padding
 from pipeline.ingest.geometry import plan_dicom_stack
 from pipeline.ingest.plan import PixelFormat, SourceKind, VolumePlan
 from pipeline.ingest.scan import IngestWarning
 from pipeline.ingest.settings import GeometrySettings
 from pipeline.privacy import short_hash
 
-_NATIVE_SYNTAXES = frozenset(
-    {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2", "1.2.840.10008.1.2.1.99"}
-)
-
-
-@functools.cache
-def decoder_available(transfer_syntax_uid: str) -> bool:
-    """Whether an installed pydicom pixel decoder handles this transfer syntax."""
-    if transfer_syntax_uid in _NATIVE_SYNTAXES:
-        return True
-    from pydicom.pixels import get_decoder
-
-    try:
-        return bool(get_decoder(transfer_syntax_uid).is_available)
-    except (NotImplementedError, ValueError, KeyError):
-        return False
-
-
-def dicom_datetime(date: str, time: str = "") -> datetime | None:
-    """A DICOM DA (+ TM) or DT value as a naive datetime; ``None`` when absent or malformed.
-
-    Old-style separators (``1999.05.24``, ``12:30:00``) are accepted; fractions of seconds and
-    time-zone offsets are dropped.
-    """
-    date = (date or "").strip()
-    if len(date) <= 10:  # a DA value, possibly with old-style separators
-        date = date.replace(".", "").replace("-", "")
-    else:  # a DT value: YYYYMMDDHHMMSS.FFFFFF&ZZXX
-        date, time = date[:8], re.split(r"[+\-]", date[8:], maxsplit=1)[0]
-    if len(date) != 8 or not date.isdigit():
-        return None
-    clock = (time or "").strip().split(".")[0].replace(":", "")
-    if not clock.isdigit():
-        clock = ""
-    try:
-        return datetime.strptime(date + clock[:6].ljust(6, "0"), "%Y%m%d%H%M%S")
-    except ValueError:
-        return None
-
-
-def stored_padding(value: int | None, *, pixel_representation: int | None, bits_allocated: int | None) -> int | None:
-    """PixelPaddingValue brought into the range of the stored values.
-
-    Archives write padding with the wrong signedness (LIDC: 63536 for -2000 in signed
-    pixels); the value is wrapped into the range the pixels actually use.
-    """
-    if value is None:
-        return None
-    bits = bits_allocated or 16
-    if pixel_representation == 1 and value >= 2 ** (bits - 1):
-        return value - 2**bits
-    if pixel_representation == 0 and value < 0:
-        return value + 2**bits
-    return value
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -116,7 +62,13 @@ def build_dicom_candidates(
     candidates: list[SeriesCandidate] = []
     for series_key in sorted(by_series):
         members = sorted(by_series[series_key], key=lambda h: h.path)
-        new, dropped = _series_candidates(series_key, members, settings=settings)
+        try:
+            new, dropped = _series_candidates(series_key, members, settings=settings)
+        except Exception as exc:  # noqa: BLE001 - one odd series must not stop the index of an archive
+            log.exception("series %s: unexpected error while grouping and planning", short_hash(series_key, length=12))
+            message = f"unexpected error while grouping this file's series ({type(exc).__name__}); please report it"
+            skipped.extend(FileIssue(h.path, ErrorCode.INTERNAL_ERROR, message) for h in members)
+            continue
         candidates.extend(new)
         skipped.extend(dropped)
     return candidates, skipped

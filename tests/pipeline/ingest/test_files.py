@@ -199,3 +199,22 @@ def test_file_rewritten_after_indexing(tmp_series_dir, phantom_hu, settings):
     with pytest.raises(IngestError) as raised:
         load_scan(candidate, settings=settings)
     assert raised.value.code is ErrorCode.UNREADABLE_FILE and "changed since it was indexed" in raised.value.message
+
+
+def test_unexpected_error_in_one_series_does_not_stop_the_index(tmp_path, phantom_hu, settings, monkeypatch):
+    import pipeline.ingest.series as series_module
+    from pipeline.synthetic import Series
+
+    write_ct_series(tmp_path / "good", phantom_hu, series=Series(series_number=1))
+    bad = write_ct_series(tmp_path / "bad", phantom_hu[:2], series=Series(series_number=2))
+    original = series_module._series_candidates
+
+    def explode_on_bad(series_key, members, *, settings):
+        if series_key == bad.series_uid:
+            raise RuntimeError("simulated bug")
+        return original(series_key, members, settings=settings)
+
+    monkeypatch.setattr(series_module, "_series_candidates", explode_on_bad)
+    result = index_inputs([tmp_path], settings=settings)
+    assert [c.series_number for c in result.candidates] == [1] and result.candidates[0].selected
+    assert {issue.code for issue in result.skipped} == {ErrorCode.INTERNAL_ERROR} and len(result.skipped) == 2
