@@ -50,14 +50,15 @@ def data_folder(name: str) -> Path:
     return Path(out.stdout.strip())
 
 
-def timed(function, repeats: int) -> tuple[float, object]:
-    """Median wall time of ``repeats`` calls, and the last result."""
+def timed(function, repeats: int, *, label: str, minima: dict[str, float]) -> tuple[float, object]:
+    """Median wall time of ``repeats`` calls and the last result; the minimum goes to ``minima[label]``."""
     times = []
     result = None
     for _ in range(repeats):
         start = time.perf_counter()
         result = function()
         times.append(time.perf_counter() - start)
+    minima[label] = round(min(times), 4)
     return statistics.median(times), result
 
 
@@ -80,25 +81,42 @@ def with_workers(settings, *, index: int | None = None, pixels: int | None = Non
     return Settings.model_validate(tree)
 
 
-def bench_series(name: str, settings, repeats: int, *, subfolder: str = "") -> dict:
+def bench_series(name: str, settings, repeats: int, *, minima: dict[str, float], subfolder: str = "") -> dict:
     from pipeline.ingest import index_inputs, load_scan
 
     folder = data_folder(name) / subfolder
-    t_index, result = timed(lambda: index_inputs([folder], settings=settings), repeats)
+    key = f"{name}/{subfolder}" if subfolder else name
+    t_index, result = timed(
+        lambda: index_inputs([folder], settings=settings), repeats, label=f"{key} index", minima=minima
+    )
     (candidate,) = result.selected
-    t_load, scan = timed(lambda: load_scan(candidate, settings=settings), repeats)
-    t_load_1, _ = timed(lambda: load_scan(candidate, settings=with_workers(settings, pixels=1)), repeats)
+    t_load, scan = timed(lambda: load_scan(candidate, settings=settings), repeats, label=f"{key} load", minima=minima)
+    t_load_1, _ = timed(
+        lambda: load_scan(candidate, settings=with_workers(settings, pixels=1)),
+        repeats,
+        label=f"{key} load 1 thread",
+        minima=minima,
+    )
+    t_load_2, _ = timed(
+        lambda: load_scan(candidate, settings=with_workers(settings, pixels=2)),
+        repeats,
+        label=f"{key} load 2 threads",
+        minima=minima,
+    )
     series_folder = Path(candidate.source_path)
-    t_sitk, reference = timed(lambda: sitk_read(series_folder, candidate.series_uid), repeats)
+    t_sitk, reference = timed(
+        lambda: sitk_read(series_folder, candidate.series_uid), repeats, label=f"{key} sitk", minima=minima
+    )
     assert reference.GetSize() == scan.image.GetSize()
     return {
-        "series": f"{name}/{subfolder}" if subfolder else name,
+        "series": key,
         "transfer_syntax": "\\".join(candidate.transfer_syntax_uids),
         "files": candidate.n_files,
         "size": list(scan.image.GetSize()),
         "index_s": round(t_index, 4),
         "load_s": round(t_load, 4),
         "load_1_thread_s": round(t_load_1, 4),
+        "load_2_threads_s": round(t_load_2, 4),
         "index_plus_load_s": round(t_index + t_load, 4),
         "sitk_series_reader_s": round(t_sitk, 4),
         "load_over_sitk": round(t_load / t_sitk, 3),
@@ -125,7 +143,7 @@ def build_many_files(target: Path, copies: int) -> int:
     return n
 
 
-def bench_throughput(settings, copies: int, repeats: int) -> list[dict]:
+def bench_throughput(settings, copies: int, repeats: int, *, minima: dict[str, float]) -> list[dict]:
     from pipeline.ingest import index_inputs
 
     rows = []
@@ -135,7 +153,12 @@ def bench_throughput(settings, copies: int, repeats: int) -> list[dict]:
         n_files = build_many_files(root, copies)
         for workers in (1, 2, 4, 8):
             configured = with_workers(settings, index=workers)
-            elapsed, result = timed(lambda configured=configured: index_inputs([root], settings=configured), repeats)
+            elapsed, result = timed(
+                lambda configured=configured: index_inputs([root], settings=configured),
+                repeats,
+                label=f"throughput {workers} workers",
+                minima=minima,
+            )
             rows.append(
                 {
                     "index_workers": workers,
@@ -166,7 +189,8 @@ def main() -> int:
     from pipeline.io.atomic import write_text_atomic
 
     settings = load_settings()
-    series = [bench_series(name, settings, args.repeats) for name in FULL_SERIES]
+    minima: dict[str, float] = {}
+    series = [bench_series(name, settings, args.repeats, minima=minima) for name in FULL_SERIES]
     # A real JPEG 2000 lossless series (20 slices of pelvis: selectable only without the chest-size rules).
     small = load_settings()
     tree = small.model_dump(mode="json")
@@ -175,19 +199,24 @@ def main() -> int:
 
     series.append(
         bench_series(
-            "totalsegmentator-tests", Settings.model_validate(tree), args.repeats, subfolder="example_ct_dicom"
+            "totalsegmentator-tests",
+            Settings.model_validate(tree),
+            args.repeats,
+            minima=minima,
+            subfolder="example_ct_dicom",
         )
     )
-    throughput = bench_throughput(settings, args.copies, max(1, args.repeats // 2))
+    throughput = bench_throughput(settings, args.copies, max(1, args.repeats // 2), minima=minima)
 
     print(
-        f"{'series':<47} {'files':>5} {'index s':>8} {'load s':>7} {'load 1thr':>9} {'sitk s':>7} "
+        f"{'series':<47} {'files':>5} {'index s':>8} {'load s':>7} {'1 thread':>9} {'2 threads':>9} {'sitk s':>7} "
         f"{'load/sitk':>9} {'(idx+load)/sitk':>15}"
     )
     for row in series:
         print(
             f"{row['series']:<47} {row['files']:>5} {row['index_s']:>8.3f} {row['load_s']:>7.3f} "
-            f"{row['load_1_thread_s']:>9.3f} {row['sitk_series_reader_s']:>7.3f} {row['load_over_sitk']:>9.2f} "
+            f"{row['load_1_thread_s']:>9.3f} {row['load_2_threads_s']:>9.3f} {row['sitk_series_reader_s']:>7.3f} "
+            f"{row['load_over_sitk']:>9.2f} "
             f"{row['index_plus_load_over_sitk']:>15.2f}"
         )
     print()
@@ -211,8 +240,12 @@ def main() -> int:
         "repeats": args.repeats,
         "series": series,
         "index_throughput": throughput,
+        "minimum_seconds": minima,
+        "load_average_at_end": os.getloadavg(),
     }
     write_text_atomic(args.out, json.dumps(report, indent=2) + "\n")
+    print("\nminimum seconds: " + ", ".join(f"{k} {v}" for k, v in minima.items()))
+    print(f"load average at the end: {os.getloadavg()}")
     print(f"\nwrote {args.out}")
     return 0
 

@@ -176,6 +176,14 @@ class IndexResult:
     def __iter__(self) -> Iterator[SeriesCandidate]:
         return iter(self.candidates)
 
+    def studies(self) -> dict[tuple[str, str], tuple[SeriesCandidate, ...]]:
+        """Candidates grouped by ``(patient_id, study_uid)`` (a volume file is a study of its own), in order."""
+        grouped: dict[tuple[str, str], list[SeriesCandidate]] = {}
+        for candidate in self.candidates:
+            study = candidate.study_uid if candidate.source_kind is SourceKind.DICOM else f"volume:{candidate.scan_id}"
+            grouped.setdefault((candidate.patient_id, study), []).append(candidate)
+        return {key: tuple(members) for key, members in grouped.items()}
+
     def by_scan_id(self, scan_id: str) -> SeriesCandidate:
         """The candidate with this scan id (``KeyError`` if none)."""
         for candidate in self.candidates:

@@ -80,6 +80,9 @@ def test_every_series_gets_a_verdict(mixed_folder, settings):
     assert issue.code is ErrorCode.NO_CT_SERIES and issue.patient_id == "SEL-1"
     assert "LOCALIZER x1" in issue.message and "NON_IMAGE_OBJECT x1" in issue.message
     assert len(result.selected) == 2
+    studies = result.studies()
+    assert [len(members) for members in studies.values()] == [8, 1, 2]
+    assert {key[0] for key in studies} == {"SEL-1"}
 
 
 def test_kernel_preference_sharp(mixed_folder, settings, overrides):
