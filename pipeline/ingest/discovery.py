@@ -46,6 +46,9 @@ def _detached_data(directory: str, names: Sequence[str]) -> set[str]:
 def find_inputs(paths: Sequence[str | Path], *, settings: IndexSettings) -> FoundFiles:
     """Walk the inputs and sort what is found into DICOM candidates and volume files.
 
+    A file named ``DICOMDIR`` given as input stands for the folder that holds it (every file
+    there is read directly; the directory records themselves are not needed).
+
     Raises
     ------
     IngestError
@@ -71,6 +74,8 @@ def find_inputs(paths: Sequence[str | Path], *, settings: IndexSettings) -> Foun
 
     for given in paths:
         given = os.path.abspath(str(given))
+        if os.path.isfile(given) and os.path.basename(given).upper() == "DICOMDIR":
+            given = os.path.dirname(given)  # a DICOMDIR names the media folder: index all of it
         if os.path.isfile(given):
             add(given, given)
             continue

@@ -15,6 +15,7 @@ import math
 import re
 from collections import Counter, defaultdict
 from collections.abc import Sequence
+from typing import NamedTuple
 
 from pipeline.errors import ErrorCode
 from pipeline.ingest.candidate import SeriesCandidate, StudyIssue
@@ -136,18 +137,31 @@ def _kernel_rank(candidate: SeriesCandidate, settings: SelectionSettings) -> int
     return 1 if found == "unknown" else 2
 
 
-def _rank(candidate: SeriesCandidate, settings: SelectionSettings) -> tuple:
+class _Rank(NamedTuple):
+    """Tie-break order among equally thin series: smaller wins, field by field."""
+
+    kernel: int
+    secondary: int
+    negative_coverage_mm: float
+    negative_images: int
+    series_number: float
+    series_uid: str
+    series_part: str
+    scan_id: str
+
+
+def _rank(candidate: SeriesCandidate, settings: SelectionSettings) -> _Rank:
     plan = candidate.plan
     coverage = round(plan.z_extent_mm, 3) if plan is not None else 0.0
-    return (
-        _kernel_rank(candidate, settings),
-        _primary_rank(candidate),
-        -coverage,
-        -candidate.n_images,
-        candidate.series_number if candidate.series_number is not None else math.inf,
-        candidate.series_uid,
-        candidate.series_part,
-        candidate.scan_id,
+    return _Rank(
+        kernel=_kernel_rank(candidate, settings),
+        secondary=_primary_rank(candidate),
+        negative_coverage_mm=-coverage,
+        negative_images=-candidate.n_images,
+        series_number=candidate.series_number if candidate.series_number is not None else math.inf,
+        series_uid=candidate.series_uid,
+        series_part=candidate.series_part,
+        scan_id=candidate.scan_id,
     )
 
 
@@ -165,18 +179,18 @@ def _name(candidate: SeriesCandidate) -> str:
 def _why_better(winner: SeriesCandidate, loser: SeriesCandidate, *, tied: bool, settings: SelectionSettings) -> str:
     if not tied:
         return f"thinner slices ({_thickness(winner):g} mm vs {_thickness(loser):g} mm)"
-    w, l = _rank(winner, settings), _rank(loser, settings)  # noqa: E741
-    if w[0] != l[0]:
+    better, worse = _rank(winner, settings), _rank(loser, settings)
+    if better.kernel != worse.kernel:
         return (
             f"{settings.kernel_preference.value} kernel preferred (selection.kernel_preference): "
             f"'{winner.kernel}' vs '{loser.kernel}'"
         )
-    if w[1] != l[1]:
+    if better.secondary != worse.secondary:
         return "PRIMARY images preferred over SECONDARY ones"
-    if w[2] != l[2]:
-        return f"larger coverage ({-w[2]:.0f} mm vs {-l[2]:.0f} mm)"
-    if w[3] != l[3]:
-        return f"more images ({-w[3]} vs {-l[3]})"
+    if better.negative_coverage_mm != worse.negative_coverage_mm:
+        return f"larger coverage ({-better.negative_coverage_mm:.0f} mm vs {-worse.negative_coverage_mm:.0f} mm)"
+    if better.negative_images != worse.negative_images:
+        return f"more images ({-better.negative_images} vs {-worse.negative_images})"
     return "equal on every rule; the lower series number (then UID) decides"
 
 
@@ -255,6 +269,7 @@ def apply_selection(
             continue
         thinnest = min(_thickness(c) for c in usable)
         tied = [c for c in usable if _thickness(c) <= thinnest + settings.thickness_tie_mm]
+        tied_ids = {c.scan_id for c in tied}
         winner = min(tied, key=lambda c: _rank(c, settings))
         decided[winner.scan_id] = dataclasses.replace(
             winner,
@@ -263,9 +278,9 @@ def apply_selection(
             reason=_describe_selected(winner, usable=len(usable), settings=settings),
         )
         for candidate in usable:
-            if candidate is winner:
+            if candidate.scan_id == winner.scan_id:
                 continue
-            why = _why_better(winner, candidate, tied=candidate in tied, settings=settings)
+            why = _why_better(winner, candidate, tied=candidate.scan_id in tied_ids, settings=settings)
             decided[candidate.scan_id] = dataclasses.replace(
                 candidate,
                 selected=False,

@@ -412,3 +412,10 @@ def test_lidc_padding_pixels_become_air(real_data, permissive, overrides):
     assert int(reference.min()) == -3024  # GDCM applies no padding: -2000 - 1024
     reference[reference == -3024] = -1000
     np.testing.assert_array_equal(sitk.GetArrayFromImage(scan.image), reference)
+
+
+def test_dicomdir_given_as_input_indexes_its_folder(real_data, settings):
+    root = real_data("pydicom-ct-testfiles") / "pydicom-3.0.2" / "dicomdirtests"
+    via_dicomdir = index_inputs([root / "DICOMDIR"], settings=settings)
+    via_folder = index_inputs([root], settings=settings)
+    assert via_dicomdir.candidates == via_folder.candidates and len(via_folder.candidates) > 5

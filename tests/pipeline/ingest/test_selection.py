@@ -145,3 +145,32 @@ def test_derived_image_type(tmp_path, phantom_hu, settings):
     write_ct_series(tmp_path, phantom_hu, series=Series(1, "AXIAL", "B30f", image_type=("DERIVED", "PRIMARY", "AXIAL")))
     (candidate,) = index_inputs([tmp_path], settings=settings).candidates
     assert candidate.error_code is ErrorCode.DERIVED_IMAGE and "not ORIGINAL" in candidate.reason
+
+
+def test_reformat_writer_places_voxels_where_the_axial_ones_are(tmp_path, phantom_hu, settings, overrides):
+    import SimpleITK as sitk
+
+    from pipeline.ingest import load_scan
+
+    geometry = Geometry(spacing=(0.7, 0.8, 5.0), origin=(-11.0, -12.0, -40.0))
+    write_ct_series(tmp_path / "axial", phantom_hu, geometry=geometry)
+    write_reformat(tmp_path / "coronal", phantom_hu, geometry=geometry)
+    anything = overrides(
+        settings,
+        selection={
+            "require_original": False,
+            "derived_image_type_values": [],
+            "reformat_description_patterns": [],
+            "max_axial_deviation_deg": 90.0,
+            "min_slices": 1,
+            "min_z_extent_mm": 0.0,
+            "series_per_study": "all",
+        },
+    )
+    axial, coronal = (
+        load_scan(c, settings=anything).image
+        for c in sorted(index_inputs([tmp_path], settings=anything).candidates, key=lambda c: c.series_number)
+    )
+    assert coronal.GetSize() == (32, 20, 32)  # x, z, y
+    on_axial_grid = sitk.Resample(coronal, axial, sitk.Transform(), sitk.sitkNearestNeighbor, -4242)
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(on_axial_grid), sitk.GetArrayFromImage(axial))
