@@ -42,6 +42,9 @@ def same_as_gdcm(image: sitk.Image, reference: sitk.Image) -> None:
 
 def verdict(path: Path, settings) -> tuple[str, object]:
     """Index one file alone: its skip code, or its candidate's code (``SELECTED`` when chosen)."""
+    if path.name.upper() == "DICOMDIR":  # given as input, a DICOMDIR stands for its whole folder
+        (issue,) = [i for i in index_inputs([path.parent], settings=settings).skipped if i.path == str(path)]
+        return issue.code.value, None
     result = index_inputs([path], settings=settings)
     if result.skipped:
         (issue,) = result.skipped
