@@ -50,6 +50,11 @@ def dask_client(options: ExecutionOptions) -> Iterator[Any]:
     import dask
     from dask.distributed import Client, LocalCluster
 
+    # The scheduler of a LocalCluster lives in this process: keep its chatter out of our log
+    # unless the user asked for debugging output.
+    if not log.isEnabledFor(logging.DEBUG):
+        logging.getLogger("distributed").setLevel(logging.WARNING)
+
     config = {
         "distributed.scheduler.allowed-failures": options.retries_after_crash,
         # One task per worker at a time: a crashing scan must not take queued scans down with it.

@@ -120,7 +120,8 @@ def index_rows(result: IndexResult) -> list[dict[str, str]]:
     return rows
 
 
-def _write_csv(path: Path, columns: tuple[str, ...], rows: list[dict[str, str]]) -> None:
+def write_rows(path: Path, columns: tuple[str, ...], rows: list[dict[str, str]]) -> None:
+    """Write ``rows`` (dicts keyed by ``columns``) as CSV with ``\\n`` line ends, atomically."""
     with atomic_open(Path(path), "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(columns), lineterminator="\n")
         writer.writeheader()
@@ -129,13 +130,13 @@ def _write_csv(path: Path, columns: tuple[str, ...], rows: list[dict[str, str]])
 
 def write_index_csv(result: IndexResult, path: Path) -> None:
     """Write the index CSV (one row per series) atomically."""
-    _write_csv(path, INDEX_COLUMNS, index_rows(result))
+    write_rows(path, INDEX_COLUMNS, index_rows(result))
 
 
 def write_skipped_csv(result: IndexResult, path: Path) -> None:
     """Write the skipped-files CSV (one row per file indexing could not use) atomically."""
     rows = [{"path": issue.path, "error_code": issue.code.value, "reason": issue.message} for issue in result.skipped]
-    _write_csv(path, SKIPPED_COLUMNS, rows)
+    write_rows(path, SKIPPED_COLUMNS, rows)
 
 
 def _study_title(candidates: list[SeriesCandidate]) -> str:

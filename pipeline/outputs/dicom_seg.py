@@ -100,6 +100,7 @@ def write_dicom_seg(
     destination: Path,
     software_version: str,
     series_number: int = 9901,
+    patient_id: str | None = None,
 ) -> Path:
     """Write ``segmentation`` as a BINARY DICOM SEG that references ``source_files``.
 
@@ -116,6 +117,9 @@ def write_dicom_seg(
         Recorded as SoftwareVersions.
     series_number
         SeriesNumber of the new SEG series.
+    patient_id
+        When given (pseudonymised runs), replaces PatientID and PatientName copied from the
+        source, and the other identifying patient/study attributes are emptied or removed.
 
     Returns
     -------
@@ -164,6 +168,31 @@ def write_dicom_seg(
             content_description="Right/left lung, ground-glass opacity, consolidation",
             omit_empty_frames=True,
         )
+    if patient_id is not None:
+        _replace_identity(seg, patient_id)
     with atomic_path(Path(destination)) as tmp:
         seg.save_as(str(tmp))
     return Path(destination)
+
+
+#: Type 2 attributes that must stay present: emptied when pseudonymising.
+_EMPTIED = ("PatientBirthDate", "PatientSex", "AccessionNumber", "ReferringPhysicianName", "StudyID")
+#: Optional identifying attributes: removed when pseudonymising.
+_REMOVED = (
+    "OtherPatientIDs", "OtherPatientIDsSequence", "OtherPatientNames", "PatientBirthTime", "PatientAddress",
+    "PatientTelephoneNumbers", "PatientMotherBirthName", "MedicalRecordLocator", "IssuerOfPatientID",
+    "InstitutionName", "InstitutionAddress", "InstitutionalDepartmentName", "PhysiciansOfRecord",
+    "PerformingPhysicianName", "OperatorsName", "PatientAge", "PatientWeight", "PatientSize",
+)
+
+
+def _replace_identity(dataset, patient_id: str) -> None:  # noqa: ANN001 - a pydicom Dataset
+    """Put the pseudonym in place of the patient's identity in a SEG dataset."""
+    dataset.PatientID = patient_id
+    dataset.PatientName = patient_id
+    for keyword in _EMPTIED:
+        if keyword in dataset:
+            setattr(dataset, keyword, "")
+    for keyword in _REMOVED:
+        if keyword in dataset:
+            delattr(dataset, keyword)

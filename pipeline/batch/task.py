@@ -1,0 +1,208 @@
+"""The work of one scan, run in a worker process: load -> segment -> measure -> write.
+
+:func:`process_scan` never raises for a bad scan: every expected failure becomes a record
+with ``status = failed``, an :class:`~pipeline.errors.ErrorCode` and a sentence. Its results
+are written atomically under the scan's state folder, the done-marker last.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+import traceback
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from pipeline.batch.layout import ScanPaths
+from pipeline.batch.markers import Fingerprint, write_done
+from pipeline.batch.outputs import OutputFormat
+from pipeline.batch.provenance import utc_now
+from pipeline.config import Settings
+from pipeline.errors import ErrorCode, LunglesionError
+from pipeline.ingest.candidate import SeriesCandidate
+from pipeline.io.atomic import write_text_atomic
+
+log = logging.getLogger(__name__)
+
+#: Per-process state of a worker (torch threads are set once per process).
+_STATE: dict[str, Any] = {"threads_set": False}
+
+
+@dataclass(frozen=True)
+class ScanTask:
+    """Everything a worker needs for one scan (small and picklable)."""
+
+    candidate: SeriesCandidate
+    paths: ScanPaths
+    fingerprint: Fingerprint
+    record_patient_id: str
+    """Patient ID written into the record: the DICOM PatientID, or its pseudonym."""
+    formats: tuple[OutputFormat, ...]
+    device: str
+    torch_threads: int
+    pseudonymize: bool
+    caption_title: str
+
+
+@dataclass(frozen=True)
+class ScanOutcome:
+    """What a worker returns to the main process."""
+
+    scan_id: str
+    status: str
+    record: dict[str, str]
+    error_code: str = ""
+    error_message: str = ""
+    seconds: dict[str, float] = field(default_factory=dict)
+    worker_pid: int = 0
+    model_loads_in_worker: int = 0
+
+
+def _set_threads(n: int) -> None:
+    if _STATE["threads_set"] or n <= 0:
+        return
+    import torch
+
+    torch.set_num_threads(n)
+    _STATE["threads_set"] = True
+
+
+def format_record(record: dict[str, object]) -> dict[str, str]:
+    """A record with every cell formatted exactly as ``scans.csv`` will show it."""
+    from pipeline.reports.csv_tables import format_cell
+    from pipeline.reports.records import INPUT_COLUMNS, METRIC_COLUMNS
+
+    return {column.name: format_cell(column, record.get(column.name)) for column in INPUT_COLUMNS + METRIC_COLUMNS}
+
+
+def _caption(title: str, metrics: Any) -> str:
+    def pct(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:.1f} %"
+
+    row = metrics.as_row()
+    lung = row.get("lung_ml")
+    lung_text = "n/a" if lung is None else f"{lung:.0f} mL"
+    return (
+        f"{title}\nlung {lung_text} | lesion {pct(row.get('lesion_pct'))} "
+        f"(GGO {pct(row.get('ggo_pct'))}, consolidation {pct(row.get('consolidation_pct'))}) "
+        f"| severity {row.get('severity_score', 'n/a')}/30"
+    )
+
+
+def _write_outputs(task: ScanTask, scan: Any, segmentation: Any, metrics: Any) -> None:
+    from pipeline import __version__
+
+    if OutputFormat.NIFTI in task.formats:
+        from pipeline.outputs.nifti import write_nifti_mask
+
+        write_nifti_mask(segmentation, folder=task.paths.mask_dir, stem=task.paths.stem)
+    if OutputFormat.SEG in task.formats and task.candidate.source_kind.value != "volume_file":
+        from pipeline.outputs.dicom_seg import write_dicom_seg
+
+        write_dicom_seg(
+            segmentation,
+            source_files=[Path(f) for f in task.candidate.files],
+            destination=task.paths.seg_file,
+            software_version=__version__,
+            patient_id=task.fingerprint.subject if task.pseudonymize else None,
+        )
+    if OutputFormat.QC in task.formats:
+        from pipeline.outputs.qc import render_qc
+
+        caption = _caption(task.caption_title, metrics)
+        render_qc(scan.image, segmentation, caption=caption, destination=task.paths.qc_picture)
+
+
+def _run_stages(task: ScanTask, *, settings: Settings, seconds: dict[str, float], progress: dict[str, Any]) -> Any:
+    """Load, segment, measure and write; return the metrics. Raises on failure (stage in ``progress``)."""
+    from metrics.image import measure_image
+    from pipeline.ingest.load import load_scan
+    from segmentation import segment
+
+    def timed(stage: str, function: Any, *args: Any, **kwargs: Any) -> Any:
+        progress["stage"] = stage
+        started = time.perf_counter()
+        value = function(*args, **kwargs)
+        seconds[stage] = seconds.get(stage, 0.0) + time.perf_counter() - started
+        return value
+
+    scan = timed("load", load_scan, task.candidate, settings=settings)
+    progress["meta"] = scan.meta
+    segmentation = timed("segment", segment, scan.image, device=task.device, settings=settings.segmentation)
+    progress["model"] = (segmentation.model_id, segmentation.model_sha256)
+    metrics = timed(
+        "measure",
+        measure_image,
+        scan.image,
+        segmentation,
+        slice_thickness_mm=task.candidate.effective_thickness_mm,
+        settings=settings.metrics,
+        padding_hu=settings.hu.padding_hu,
+    )
+    timed("write", _write_outputs, task, scan, segmentation, metrics)
+    return metrics
+
+
+def process_scan(task: ScanTask, *, settings: Settings) -> ScanOutcome:
+    """Load, segment, measure and write one scan; return its record (never raises for bad data)."""
+    from metrics.vocabulary import ScanStatus
+    from pipeline import __version__
+    from pipeline.reports.records import scan_record
+    from segmentation.inference import model_load_count
+
+    _set_threads(task.torch_threads)
+    candidate = task.candidate
+    seconds: dict[str, float] = {}
+    progress: dict[str, Any] = {
+        "stage": "load",
+        "meta": candidate.metadata(size=candidate.size or (0, 0, 0), spacing=candidate.spacing or (0.0, 0.0, 0.0)),
+        "model": ("", task.fingerprint.model_sha256),
+    }
+    metrics = None
+    code, message = "", ""
+    try:
+        metrics = _run_stages(task, settings=settings, seconds=seconds, progress=progress)
+    except LunglesionError as exc:
+        code, message = exc.code.value, exc.message
+    except MemoryError:
+        code = ErrorCode.OUT_OF_MEMORY.value
+        message = f"ran out of memory in stage '{progress['stage']}'"
+    except Exception as exc:  # noqa: BLE001 - one broken scan never stops the batch
+        log.error("scan %s: unexpected error in stage %s:\n%s", candidate.scan_id, progress["stage"],
+                  traceback.format_exc())
+        code = ErrorCode.INTERNAL_ERROR.value
+        message = f"unexpected {type(exc).__name__} in stage '{progress['stage']}': {exc}"
+    status = ScanStatus.FAILED if code else ScanStatus.OK
+    meta = replace(progress["meta"], patient_id=task.record_patient_id)
+    model_id, model_sha = progress["model"]
+    record = scan_record(
+        meta,
+        metrics=metrics if not code else None,
+        status=status,
+        error_code=ErrorCode(code) if code else None,
+        error_message=message,
+        model_id=model_id,
+        model_sha256=model_sha,
+        pipeline_version=__version__,
+    )
+    if code:
+        log.warning("scan %s failed in stage %s [%s]: %s", candidate.scan_id, progress["stage"], code, message)
+    formatted = format_record(record)
+    write_text_atomic(
+        task.paths.result_json,
+        json.dumps({"record": formatted, "seconds": seconds}, indent=2, sort_keys=True) + "\n",
+    )
+    write_done(task.paths.done_json, task.fingerprint, status=status.value, finished_at=utc_now())
+    return ScanOutcome(
+        scan_id=candidate.scan_id,
+        status=status.value,
+        record=formatted,
+        error_code=code,
+        error_message=message,
+        seconds=seconds,
+        worker_pid=os.getpid(),
+        model_loads_in_worker=model_load_count(),
+    )

@@ -1,0 +1,70 @@
+"""``lunglesion run``: the whole pipeline over DICOM folders and volume files."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from pipeline.errors import ConfigError
+
+
+def register(subparsers: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "run",
+        parents=parents,
+        help="segment and measure every selected CT scan, link to treatment, write all outputs",
+        description=(
+            "Index the inputs, select one CT series per study, segment lungs and lesions, measure, link "
+            "scans to the cohort's treatment timepoints and write per-scan files and cohort tables. "
+            "Finished scans are reused on a rerun (resume); failed scans are retried."
+        ),
+        epilog="Exit codes: 0 all done, 1 internal error, 2 bad usage/config/cohort file, 3 some scans failed.",
+    )
+    parser.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="DICOM folders and/or volume files")
+    parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder")
+    parser.add_argument("--cohort", type=Path, metavar="FILE", help="cohort CSV with treatment events per patient")
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], help="where the network runs (default: config)")
+    parser.add_argument("--workers", type=int, metavar="N", help="worker processes on this machine (default: config)")
+    parser.add_argument("--scheduler", metavar="ADDRESS", help="Dask scheduler address (tcp://host:8786) to use")
+    parser.add_argument("--num-parts", type=int, default=1, metavar="K", help="split the scans into K parts ...")
+    parser.add_argument("--part-id", type=int, default=0, metavar="I", help="... and process part I (0-based)")
+    parser.add_argument(
+        "--outputs", metavar="LIST", help="comma-separated per-scan outputs: csv,nifti,seg,qc (default: config)"
+    )
+    parser.add_argument("--force", action="store_true", help="recompute scans even when finished results exist")
+    parser.add_argument(
+        "--pseudonymize", type=Path, metavar="SECRET_FILE",
+        help="replace patient IDs in every output (file names included) by a keyed hash of this secret",
+    )
+    parser.add_argument("--memory-limit", metavar="SIZE", help="per-worker memory limit of the local cluster, e.g. 4GB")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pipeline.batch.outputs import parse_formats
+    from pipeline.batch.runner import RunOptions, run_batch
+    from pipeline.cli.common import settings_from_args
+
+    settings = settings_from_args(args)
+    try:
+        formats = parse_formats([args.outputs] if args.outputs else settings.outputs.formats)
+    except ValueError as exc:
+        raise ConfigError(f"--outputs: {exc}") from None
+    workers = args.workers if args.workers is not None else settings.run.workers
+    if workers < 1:
+        raise ConfigError("--workers must be at least 1")
+    options = RunOptions(
+        inputs=tuple(args.inputs),
+        out_dir=args.out,
+        cohort=args.cohort,
+        device=args.device or settings.segmentation.device.value,
+        workers=workers,
+        scheduler=args.scheduler,
+        num_parts=args.num_parts,
+        part_id=args.part_id,
+        formats=formats,
+        force=args.force,
+        pseudonymize_secret=args.pseudonymize,
+        memory_limit=args.memory_limit,
+    )
+    return int(run_batch(options, settings=settings).exit_code)
