@@ -2,10 +2,15 @@
 
 Sampling
 --------
-Every ``sample_stride``-th voxel along each axis is taken, keeping those outside the lung
-and lesion masks. Out-of-field-of-view padding (the ingestion stage writes one fixed value
-there, ``hu.padding_hu``) would put a spike exactly at -1000 HU and make the air check pass
-on any image, so the bin of the padding value is replaced by the mean of its two neighbours.
+Every ``sample_stride``-th slice is cut into ``sample_stride`` x ``sample_stride`` in-plane
+blocks; each block that holds no lung or lesion voxel contributes its mean HU (rounded).
+Averaging blocks suppresses reconstruction noise: with a sharp (lung) kernel the noise of
+single voxels (SD ~100 HU) smears the soft-tissue peak into the fat peak, while block means
+keep muscle/blood near +40 HU (measured on the real B70f series: single voxels gave a mode of
+-55 HU, 3x3 block means +55 HU). Out-of-field-of-view padding (the ingestion stage writes one
+fixed value there, ``hu.padding_hu``) would put a spike exactly at -1000 HU and make the air
+check pass on any image, so the bin of the padding value is replaced by the mean of its two
+neighbours.
 
 Estimate
 --------
@@ -49,16 +54,15 @@ class PeakEstimate:
 def sample_outside_lungs(
     hu: np.ndarray, lungs: np.ndarray, lesions: np.ndarray, *, stride: int
 ) -> tuple[np.ndarray, int]:
-    """Histogram of the strided non-lung sample over the int16 range: ``(counts, low)``."""
-    sub_hu = hu[::stride, ::stride, ::stride]
-    inside = (lungs[::stride, ::stride, ::stride] != 0) | (lesions[::stride, ::stride, ::stride] != 0)
-    if not np.issubdtype(sub_hu.dtype, np.integer):
-        sub_hu = np.rint(sub_hu)
+    """Histogram of lung-free block means (see the module notes) over the int16 range: ``(counts, low)``."""
+    nz = hu[::stride].shape[0]
+    ny, nx = (hu.shape[1] // stride) * stride, (hu.shape[2] // stride) * stride
+    blocks = (nz, ny // stride, stride, nx // stride, stride)
+    means = hu[::stride, :ny, :nx].reshape(blocks).mean(axis=(2, 4), dtype=np.float64)
+    inside = ((lungs[::stride, :ny, :nx] != 0) | (lesions[::stride, :ny, :nx] != 0)).reshape(blocks).any(axis=(2, 4))
     low = -32768
-    width = 65536
-    codes = np.clip(sub_hu, low, 32767).astype(np.intp) - low
-    codes += inside.astype(np.intp) * width
-    counts = np.bincount(codes.ravel(), minlength=2 * width)[:width]
+    codes = np.clip(np.rint(means[~inside]), low, 32767).astype(np.intp) - low
+    counts = np.bincount(codes, minlength=65536)
     return counts, low
 
 
