@@ -1,0 +1,162 @@
+"""Real chest CT backgrounds from ``../shared/data`` (or a ``--data-root``) and their classical lung masks.
+
+Nothing is copied into the repository: volumes are read where the data sets were unpacked,
+and the derived lung masks go to the training cache directory.
+
+Roles (see ``segmentation/MODEL_CARD.md``):
+
+* ``train``: lesions are synthesised into these for training;
+* ``validation``: held out of training; synthetic validation cases are built from it;
+* ``check``: real-data checks only (CIP reference lung mask, the LIDC-IDRI-0002 GGO nodule).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+from segmentation.classical import DEFAULT_PARAMETERS, segment_lungs
+from segmentation.grid import Canonical, canonical_array
+
+log = logging.getLogger(__name__)
+
+#: Bump when the classical lung-mask algorithm changes (invalidates cached masks).
+MASK_VERSION = "classical-1"
+
+
+class Role(StrEnum):
+    TRAIN = "train"
+    VALIDATION = "validation"
+    CHECK = "check"
+
+
+@dataclass(frozen=True)
+class BackgroundSource:
+    """Where a real background lives inside a data set and what it is used for."""
+
+    name: str
+    dataset: str
+    relative: str
+    role: Role
+    nodules: str | None = None
+    """Optional label file (relative path) of real nodules: excluded from the lesion loss."""
+    weight: float = 1.0
+    """Relative number of synthetic cases built from this background."""
+
+
+SOURCES: tuple[BackgroundSource, ...] = (
+    BackgroundSource("popi", "popi-4dct-phase00-itkelastix", "dicom_00", Role.TRAIN, weight=1.0),
+    BackgroundSource(
+        "lidc-0001",
+        "lidc-3slabs-nodule-outlines",
+        "labels/LIDC-IDRI-0001_ct.nii.gz",
+        Role.TRAIN,
+        nodules="labels/LIDC-IDRI-0001_nreaders.nii.gz",
+        weight=0.25,
+    ),
+    BackgroundSource(
+        "lidc-0003",
+        "lidc-3slabs-nodule-outlines",
+        "labels/LIDC-IDRI-0003_ct.nii.gz",
+        Role.TRAIN,
+        nodules="labels/LIDC-IDRI-0003_nreaders.nii.gz",
+        weight=0.25,
+    ),
+    BackgroundSource("lungmask-2sl", "lungmask-testdata", "testdata", Role.TRAIN, weight=0.08),
+    BackgroundSource("cip-2sl", "cip-chest-imaging-platform", "simple_dicom", Role.TRAIN, weight=0.08),
+    BackgroundSource("cip-crop-2sl", "cip-chest-imaging-platform", "crop_ct_2slices.nrrd", Role.TRAIN, weight=0.08),
+    BackgroundSource("dlwpt", "dlwpt-chest-ct-dicom", "2-LUNG_3.0_B70f-04083", Role.VALIDATION),
+    BackgroundSource("cip-64", "cip-chest-imaging-platform", "ct-64.nrrd", Role.CHECK),
+    BackgroundSource(
+        "lidc-0002",
+        "lidc-3slabs-nodule-outlines",
+        "labels/LIDC-IDRI-0002_ct.nii.gz",
+        Role.CHECK,
+        nodules="labels/LIDC-IDRI-0002_nreaders.nii.gz",
+    ),
+)
+
+
+def source(name: str) -> BackgroundSource:
+    for item in SOURCES:
+        if item.name == name:
+            return item
+    raise KeyError(name)
+
+
+@dataclass
+class Background:
+    """A canonical HU volume with its classical lung labels."""
+
+    name: str
+    hu: np.ndarray
+    spacing_zyx: tuple[float, float, float]
+    lungs: np.ndarray
+    nodules: np.ndarray
+    image: sitk.Image
+    canonical: Canonical
+
+
+class DataRoot:
+    """Finds data sets: a ``shared/data`` folder with its ``open`` script, or a folder of unpacked sets."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def dataset(self, name: str) -> Path:
+        opener = self.root / "open"
+        if opener.is_file():
+            out = subprocess.run([str(opener), name], check=True, capture_output=True, text=True, timeout=1800)
+            return Path(out.stdout.strip())
+        folder = self.root / name
+        if not folder.is_dir():
+            raise FileNotFoundError(f"data set '{name}' not found under {self.root}")
+        return folder
+
+
+def read_volume(path: Path) -> sitk.Image:
+    """A DICOM series folder (GDCM sorts slices by position) or a single volume file."""
+    if path.is_dir():
+        reader = sitk.ImageSeriesReader()
+        ids = reader.GetGDCMSeriesIDs(str(path))
+        if not ids:
+            raise FileNotFoundError(f"no DICOM series in {path}")
+        reader.SetFileNames(reader.GetGDCMSeriesFileNames(str(path), ids[0]))
+        return reader.Execute()
+    return sitk.ReadImage(str(path))
+
+
+def load_background(
+    item: BackgroundSource, data: DataRoot, cache_dir: Path, *, lung_mask: Callable | None = None
+) -> Background:
+    """Read a background and its classical lung mask (computed once, cached in ``cache_dir``)."""
+    folder = data.dataset(item.dataset)
+    image = read_volume(folder / item.relative)
+    hu, canon = canonical_array(image, dtype=np.float32)
+    np.clip(hu, -1024.0, 3071.0, out=hu)
+    spacing = canon.spacing_zyx
+    digest = hashlib.sha256(hu.tobytes()).hexdigest()[:16]
+    cache = Path(cache_dir) / "backgrounds" / f"{item.name}-{MASK_VERSION}-{digest}.npz"
+    if cache.exists():
+        lungs = np.load(cache)["lungs"]
+    else:
+        lungs = (lung_mask or _classical)(hu, spacing)
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(cache, lungs=lungs)
+    nodules = np.zeros(hu.shape, bool)
+    if item.nodules:
+        label = sitk.ReadImage(str(folder / item.nodules))
+        nodules = canon.forward(sitk.GetArrayFromImage(label)) > 0
+    return Background(item.name, hu, spacing, lungs, np.ascontiguousarray(nodules), image, canon)
+
+
+def _classical(hu: np.ndarray, spacing: tuple[float, float, float]) -> np.ndarray:
+    return segment_lungs(hu, spacing, DEFAULT_PARAMETERS).lungs

@@ -1,0 +1,89 @@
+"""Clean-up on the working grid and labels back on the input grid (segmentation.postprocess)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from segmentation.grid import AxisMap
+from segmentation.postprocess import WorkingFields, clean_lesions, clean_lungs, to_input_grid
+from segmentation.preprocess import WorkingGrid
+
+
+def _fields(right: np.ndarray, left: np.ndarray, lesion: np.ndarray | None = None) -> WorkingFields:
+    shape = right.shape
+    lung_prob = np.zeros((shape[0], 3) + shape[1:], np.float32)
+    lung_prob[:, 1] = right
+    lung_prob[:, 2] = left
+    lung_prob[:, 0] = 1 - right - left
+    lesion_prob = np.zeros_like(lung_prob)
+    lesion_prob[:, 1] = 0 if lesion is None else lesion
+    lesion_prob[:, 0] = 1 - lesion_prob[:, 1]
+    return WorkingFields.from_probabilities(lung_prob, lesion_prob)
+
+
+def _two_lungs(shape=(12, 40, 60)):
+    right = np.zeros(shape, np.float32)
+    left = np.zeros(shape, np.float32)
+    right[2:10, 10:30, 5:25] = 0.95
+    left[2:10, 10:30, 35:55] = 0.95
+    return right, left
+
+
+def test_small_components_are_removed_and_holes_filled():
+    right, left = _two_lungs()
+    right[5, 2, 2] = 0.9  # speck far from the lungs
+    right[4:6, 18:21, 12:15] = 0.0  # hole (a vessel the network missed)
+    fields = _fields(right, left)
+    labels = clean_lungs(fields, min_component_fraction=0.02)
+    assert labels[5, 2, 2] == 0 and fields.lung[5, 2, 2] == 0.0
+    assert (labels[4:6, 18:21, 12:15] == 1).all() and (fields.lung[4:6, 18:21, 12:15] == 1.0).all()
+    assert ((labels == 1) == (np.pad(np.ones((8, 20, 20), bool), ((2, 2), (10, 10), (5, 35))))).all()
+
+
+def test_wrong_side_island_touching_the_other_lung_is_relabelled():
+    right, left = _two_lungs()
+    # A patch inside the left lung predicted as right lung.
+    left[5:7, 15:18, 40:43] = 0.3
+    right[5:7, 15:18, 40:43] = 0.65
+    fields = _fields(right, left)
+    labels = clean_lungs(fields, min_component_fraction=0.02)
+    assert (labels[5:7, 15:18, 40:43] == 2).all()
+    assert (fields.side[5:7, 15:18, 40:43] < 0).all()
+
+
+def test_lesions_stay_inside_the_lungs_on_the_input_grid():
+    right, left = _two_lungs()
+    lesion = np.zeros_like(right)
+    lesion[3:9, 5:35, 15:45] = 0.9  # straddles lungs and mediastinum
+    fields = _fields(right, left, lesion)
+    lungs_w = clean_lungs(fields, min_component_fraction=0.02)
+    clean_lesions(fields, lungs_w, min_component_voxels=0)
+    shape = right.shape
+    grid = WorkingGrid(
+        input_shape=(shape[0] * 2, shape[1] * 3, shape[2] * 3),
+        z=AxisMap(0, shape[0] * 2, shape[0]),
+        y=AxisMap(0, shape[1] * 3, shape[1]),
+        x=AxisMap(0, shape[2] * 3, shape[2]),
+        pad_y=(0, 0),
+        pad_x=(0, 0),
+    )
+    lungs, lesions = to_input_grid(fields, lungs_w, grid, block=5)
+    assert lungs.shape == grid.input_shape
+    assert lesions.any()
+    assert not (lesions[lungs == 0]).any()
+    assert set(np.unique(lungs)) == {0, 1, 2}
+    # Right lung on the patient's right (low column index), left lung on the left.
+    assert np.nonzero(lungs == 1)[2].max() < np.nonzero(lungs == 2)[2].min()
+    # Volume is preserved by linear interpolation of a box (up to the boundary voxels).
+    assert abs((lungs == 1).sum() / ((right > 0.5).sum() * 18) - 1) < 0.05
+
+
+def test_small_lesion_specks_can_be_dropped():
+    right, left = _two_lungs()
+    lesion = np.zeros_like(right)
+    lesion[5, 20, 15] = 0.9
+    lesion[3:8, 12:20, 40:50] = 0.9
+    fields = _fields(right, left, lesion)
+    lungs_w = clean_lungs(fields, min_component_fraction=0.02)
+    clean_lesions(fields, lungs_w, min_component_voxels=3)
+    assert fields.lesion[5, 20, 15] == 0.0 and fields.lesion[4, 15, 45] > 0.5

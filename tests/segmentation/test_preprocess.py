@@ -1,0 +1,53 @@
+"""Working grid and network input (segmentation.preprocess)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from segmentation.preprocess import PreprocessParameters, body_box, context_stack, resample_to_working, to_working
+from segmentation.synth.phantom import make_phantom
+
+PARAMS = PreprocessParameters(
+    spacing_zyx_mm=(2.5, 1.75, 1.75),
+    hu_min=-1024.0,
+    hu_max=476.0,
+    body_threshold_hu=-500.0,
+    body_margin_mm=5.0,
+    size_multiple=16,
+    context_offsets=(-2, -1, 0, 1, 2),
+)
+
+
+def test_working_grid_crops_to_the_body_and_pads_to_the_stride():
+    phantom = make_phantom(shape=(20, 128, 160), spacing_zyx=(5.0, 2.5, 2.5))
+    working, grid = to_working(phantom.hu, phantom.spacing_zyx, PARAMS)
+    assert working.shape == grid.shape
+    assert working.shape[1] % 16 == 0 and working.shape[2] % 16 == 0
+    assert grid.z.size == 40  # 20 slices x 5 mm at 2.5 mm
+    # The crop hugs the body (plus 5 mm margin), not the whole 400 mm field of view.
+    assert grid.x.length < 160 and grid.x.start > 0
+    assert abs(grid.x.length * 2.5 / grid.x.size - 1.75) < 0.05
+    assert working.min() >= -1.0 and working.max() <= 1.0
+    # The couch below the body is outside the crop or at its edge; air maps to -1.
+    assert np.isclose(working[:, 0, 0], -1.0).all()
+
+
+def test_body_box_of_an_empty_volume_is_everything():
+    rows, cols = body_box(np.full((4, 30, 40), -1000.0), (2.0, 1.0, 1.0), threshold_hu=-500, margin_mm=5)
+    assert (rows.start, rows.stop, cols.start, cols.stop) == (0, 30, 0, 40)
+
+
+def test_block_size_does_not_change_the_result():
+    phantom = make_phantom(shape=(24, 96, 96), spacing_zyx=(3.0, 2.0, 2.0))
+    _, grid = to_working(phantom.hu, phantom.spacing_zyx, PARAMS)
+    a = resample_to_working(phantom.hu, grid, fill=-1024.0, block=3)
+    b = resample_to_working(phantom.hu, grid, fill=-1024.0, block=64)
+    assert np.allclose(a, b, atol=1e-3)
+
+
+def test_context_stack_replicates_the_edges():
+    volume = np.arange(5, dtype=np.float32)[:, None, None] * np.ones((5, 2, 2), np.float32)
+    stack = context_stack(volume, np.array([0, 4]), (-2, -1, 0, 1, 2))
+    assert stack.shape == (2, 5, 2, 2)
+    assert stack[0, :, 0, 0].tolist() == [0, 0, 0, 1, 2]
+    assert stack[1, :, 0, 0].tolist() == [2, 3, 4, 4, 4]
