@@ -52,7 +52,29 @@ def _components(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return labels, sizes
 
 
-def clean_lungs(fields: WorkingFields, *, min_component_fraction: float) -> np.ndarray:
+def outside_air(working: np.ndarray, *, threshold: float) -> np.ndarray:
+    """Air connected to the edge of each working slice through air (outside the body, never lung).
+
+    ``working`` is the (unpadded) network input and ``threshold`` the normalised intensity
+    below which a voxel is air. A lung cut by the edge of the field of view would count as
+    outside too; chest CT fields of view include the lungs.
+    """
+    out = np.zeros(working.shape, bool)
+    for z in range(working.shape[0]):
+        air = working[z] < threshold
+        labels, n = ndi.label(air)
+        if n == 0:
+            continue
+        edge = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+        edge = edge[edge > 0]
+        if edge.size:
+            out[z] = np.isin(labels, edge)
+    return out
+
+
+def clean_lungs(
+    fields: WorkingFields, *, min_component_fraction: float, outside: np.ndarray | None = None
+) -> np.ndarray:
     """Clean the lung fields in place; return the working-grid lung labels (uint8 :class:`LungLabel`).
 
     Parameters
@@ -62,7 +84,11 @@ def clean_lungs(fields: WorkingFields, *, min_component_fraction: float) -> np.n
         reproduces the cleaned decision.
     min_component_fraction
         Lung components smaller than this fraction of the largest are removed.
+    outside
+        Voxels that cannot be lung (air outside the body, see :func:`outside_air`).
     """
+    if outside is not None:
+        fields.lung[outside] = 0.0
     mask = fields.lung > 0.5
     labels, sizes = _components(mask)
     keep = np.zeros(mask.shape, bool)

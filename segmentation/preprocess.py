@@ -161,9 +161,8 @@ def resample_to_working(
 
     out = np.full(grid.shape, fill, dtype=dtype)
     z_index, z_weight = z_taps if z_taps is not None else downsample_taps(grid.z, volume.shape[0])
-    # In-plane taps relative to the crop (the kernel never reaches outside the body box).
-    y_index_local, y_weight = downsample_taps(AxisMap(0, grid.y.length, grid.y.size), grid.y.length)
-    x_index_local, x_weight = downsample_taps(AxisMap(0, grid.x.length, grid.x.size), grid.x.length)
+    import torch.nn.functional as F
+
     inner = grid.unpadded()
     rows = slice(grid.y.start, grid.y.start + grid.y.length)
     cols = slice(grid.x.start, grid.x.start + grid.x.length)
@@ -172,14 +171,12 @@ def resample_to_working(
         zi = z_index[z0:z1]
         lo, hi = int(zi.min()), int(zi.max()) + 1
         chunk = torch.from_numpy(np.ascontiguousarray(volume[lo:hi, rows, cols], dtype=np.float32))
-        # Shrink the axes with the most reduction first (fewer voxels for the later passes).
         chunk = resample_axis(chunk, 0, zi - lo, z_weight[z0:z1])
-        steps = sorted(
-            [(2, x_index_local, x_weight, grid.x.ratio), (1, y_index_local, y_weight, grid.y.ratio)],
-            key=lambda s: -s[3],
-        )
-        for axis, index, weight, _ in steps:
-            chunk = resample_axis(chunk, axis, index, weight)
+        # In-plane: PyTorch's anti-aliased bilinear resize uses exactly the triangle kernel of
+        # grid.axis_taps (half width = ratio, centre-aligned) and is an order of magnitude faster.
+        chunk = F.interpolate(
+            chunk[:, None], size=(grid.y.size, grid.x.size), mode="bilinear", antialias=True, align_corners=False
+        )[:, 0]
         out[z0:z1, inner[1], inner[2]] = chunk.numpy().astype(dtype, copy=False)
     return out
 

@@ -1,20 +1,28 @@
-"""Settings of the segmentation stage (owned by the segmentation package)."""
+"""Settings of the segmentation stage (owned by the segmentation package).
+
+Defaults live in ``configs/default.yaml`` (section ``segmentation``); these classes only
+declare and validate. The network's own hyper-parameters and preprocessing are *not* here:
+they travel with the weights in the model JSON.
+"""
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import Field, model_validator
 
 from pipeline.settings_base import SettingsModel
 
 
-class SegmentationMethod(str, Enum):
+class SegmentationMethod(StrEnum):
     """Which segmenter produces the lung and lesion masks."""
 
     MODEL = "model"
     CLASSICAL = "classical"
 
 
-class DeviceChoice(str, Enum):
+class DeviceChoice(StrEnum):
     """Where the network runs."""
 
     AUTO = "auto"
@@ -22,8 +30,64 @@ class DeviceChoice(str, Enum):
     CUDA = "cuda"
 
 
+class ClassicalSettings(SettingsModel):
+    """The HU-threshold baseline segmenter (``method: classical``)."""
+
+    body_threshold_hu: float = Field(ge=-1000, le=0)
+    lung_threshold_hu: float = Field(ge=-900, le=0)
+    airway_max_threshold_hu: float = Field(ge=-1000, le=-500)
+    airway_max_volume_ml: float = Field(gt=0)
+    min_lung_volume_ml: float = Field(ge=0)
+    ggo_min_hu: float = Field(ge=-1000, le=0)
+    consolidation_min_hu: float = Field(ge=-1000, le=200)
+    lesion_opening_mm: float = Field(ge=0)
+    min_lesion_volume_ml: float = Field(ge=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ClassicalSettings:
+        if not self.ggo_min_hu < self.consolidation_min_hu:
+            raise ValueError("ggo_min_hu must be below consolidation_min_hu")
+        return self
+
+
+class TrainingSettings(SettingsModel):
+    """``lunglesion train``: training-set generation and optimisation."""
+
+    cache_dir: Path
+    n_cases: int = Field(ge=1)
+    seed: int = Field(ge=0)
+    steps: int = Field(ge=1)
+    batch_size: int = Field(ge=1)
+    learning_rate: float = Field(gt=0)
+    weight_decay: float = Field(ge=0)
+    warmup_steps: int = Field(ge=0)
+    crop: tuple[int, int]
+    lesion_weight: float = Field(ge=0)
+    augment_strength: float = Field(ge=0, le=2)
+    lung_slice_fraction: float = Field(ge=0, le=1)
+    threads: int = Field(ge=1)
+    validate_every: int = Field(ge=1)
+    finetune_steps: int = Field(ge=1)
+    finetune_learning_rate: float = Field(gt=0)
+    finetune_synthetic_fraction: float = Field(ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _crop_multiple(self) -> TrainingSettings:
+        if any(v % 16 for v in self.crop):
+            raise ValueError("crop sizes must be multiples of 16 (the network's stride)")
+        return self
+
+
 class SegmentationSettings(SettingsModel):
     """How lungs and lesions are segmented."""
 
     method: SegmentationMethod
     device: DeviceChoice
+    weights: Path | None
+    threads: int = Field(ge=0)
+    batch_slices: int = Field(ge=1)
+    min_component_fraction: float = Field(ge=0, le=1)
+    min_lesion_voxels: int = Field(ge=0)
+    min_lung_volume_ml: float = Field(ge=0)
+    classical: ClassicalSettings
+    training: TrainingSettings

@@ -70,11 +70,12 @@ SOURCES: tuple[BackgroundSource, ...] = (
         nodules="labels/LIDC-IDRI-0003_nreaders.nii.gz",
         weight=0.25,
     ),
-    BackgroundSource("lungmask-2sl", "lungmask-testdata", "testdata", Role.TRAIN, weight=0.08),
     BackgroundSource("cip-2sl", "cip-chest-imaging-platform", "simple_dicom", Role.TRAIN, weight=0.08),
     BackgroundSource("cip-crop-2sl", "cip-chest-imaging-platform", "crop_ct_2slices.nrrd", Role.TRAIN, weight=0.08),
     BackgroundSource("dlwpt", "dlwpt-chest-ct-dicom", "2-LUNG_3.0_B70f-04083", Role.VALIDATION),
     BackgroundSource("cip-64", "cip-chest-imaging-platform", "ct-64.nrrd", Role.CHECK),
+    # Its classical mask cuts dense dependent lung out (R231 includes it): a check, not a training background.
+    BackgroundSource("lungmask-2sl", "lungmask-testdata", "testdata", Role.CHECK),
     BackgroundSource(
         "lidc-0002",
         "lidc-3slabs-nodule-outlines",

@@ -175,9 +175,9 @@ def sample_plan(
     """A random lesion plan of a given family for a background with lung labels ``lungs``."""
     seed = int(rng.integers(2**31))
     common = dict(
-        ggo_hu=float(rng.uniform(-720, -380)),
+        ggo_hu=float(rng.uniform(-750, -350)),
         ggo_texture_hu=float(rng.uniform(20, 80)),
-        consolidation_hu=float(rng.uniform(-90, 50)),
+        consolidation_hu=float(rng.uniform(-150, 60)),
         consolidation_texture_hu=float(rng.uniform(10, 35)),
         paving_hu=float(rng.uniform(150, 350)),
         paving_cell_mm=float(rng.uniform(6, 15)),

@@ -32,7 +32,7 @@ from segmentation.training.cases import simulate_case, working_sample
 log = logging.getLogger(__name__)
 
 #: Bump when case generation changes (invalidates caches).
-CACHE_VERSION = "train-1"
+CACHE_VERSION = "train-2"
 
 #: Share of each family of synthetic cases in the training set.
 KIND_MIX: tuple[tuple[PlanKind, float], ...] = (

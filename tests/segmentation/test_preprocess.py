@@ -51,3 +51,21 @@ def test_context_stack_replicates_the_edges():
     assert stack.shape == (2, 5, 2, 2)
     assert stack[0, :, 0, 0].tolist() == [0, 0, 0, 1, 2]
     assert stack[1, :, 0, 0].tolist() == [2, 3, 4, 4, 4]
+
+
+def test_in_plane_resize_equals_the_triangle_taps():
+    import torch
+
+    from segmentation.grid import downsample_taps, resample_axis
+
+    rng = np.random.default_rng(0)
+    volume = rng.normal(size=(6, 70, 90)).astype(np.float32) * 100
+    _, grid = to_working(np.full((6, 70, 90), 40.0, np.float32), (2.5, 0.7, 0.6), PARAMS)
+    fast = resample_to_working(volume, grid, fill=0.0)[grid.unpadded()]
+    t = torch.from_numpy(
+        volume[:, grid.y.start : grid.y.start + grid.y.length, grid.x.start : grid.x.start + grid.x.length]
+    )
+    for axis, amap in ((1, grid.y), (2, grid.x)):
+        index, weight = downsample_taps(type(amap)(0, amap.length, amap.size), amap.length)
+        t = resample_axis(t, axis, index, weight)
+    assert np.allclose(fast, t.numpy(), atol=1e-3)

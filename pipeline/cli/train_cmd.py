@@ -1,0 +1,113 @@
+"""``lunglesion train``: reproduce the shipped segmentation model, or fine-tune it on your own labels."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from pipeline.exit_codes import ExitCode
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = """\
+Without --labels-dir: build the synthetic training set (lesions rendered into the real chest CT
+backgrounds of --data-root, default ../shared/data next to the repository), train the network
+from scratch with the configured seed (segmentation.training in the configuration) and write
+<model-id>.pt + <model-id>.json into --out. On the reference machine this reproduces the shipped
+model (segmentation/MODEL_CARD.md says how long it takes); the final line says whether the
+SHA-256 matches the shipped weights.
+
+With --labels-dir: fine-tune the shipped model (or --weights) on your own NIfTI image/label pairs
+(<case>_ct.nii.gz + <case>_label.nii.gz, or images/<case>.nii.gz + labels/<case>.nii.gz) whose
+label values are named by --label-map (JSON or YAML: right_lung, left_lung, lung, ggo,
+consolidation, ignore). Use the new model with 'segmentation: {weights: OUT/<model-id>.json}'.
+"""
+
+
+def register(subparsers: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
+    """Add the ``train`` sub-command."""
+    parser = subparsers.add_parser(
+        "train",
+        parents=parents,
+        help="train the segmentation model (reproduce the shipped weights or fine-tune on your labels)",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder for <model-id>.pt and .json")
+    parser.add_argument("--model-id", metavar="ID", help="model name (default lunglesion-seg-v1, or <base>-ft)")
+    parser.add_argument(
+        "--data-root",
+        type=Path,
+        metavar="DIR",
+        help="real CT data sets: a shared/data folder with its 'open' script, or a folder of unpacked data sets",
+    )
+    parser.add_argument("--labels-dir", type=Path, metavar="DIR", help="your labelled cases: fine-tune instead")
+    parser.add_argument("--label-map", type=Path, metavar="FILE", help="JSON/YAML naming your label values")
+    parser.add_argument("--weights", type=Path, metavar="JSON", help="model to fine-tune (default: the shipped one)")
+    parser.add_argument("--steps", type=int, metavar="N", help="override the number of optimisation steps")
+    parser.add_argument("--cache-dir", type=Path, metavar="DIR", help="override segmentation.training.cache_dir")
+    parser.set_defaults(func=run)
+
+
+def default_data_root() -> Path | None:
+    """``../shared/data`` next to the repository checkout, when it exists."""
+    candidate = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+    return candidate if candidate.is_dir() else None
+
+
+def run(args: argparse.Namespace) -> int:
+    from pipeline.cli.common import settings_from_args
+    from pipeline.errors import ErrorCode, LunglesionError
+
+    settings = settings_from_args(args).segmentation
+    training = settings.training
+    if args.cache_dir is not None:
+        training = training.model_copy(update={"cache_dir": args.cache_dir})
+    data_root = args.data_root or default_data_root()
+    if args.data_root is not None and not args.data_root.is_dir():
+        raise LunglesionError(ErrorCode.INPUT_NOT_FOUND, f"--data-root {args.data_root} is not a folder")
+    if args.steps is not None and args.steps < 1:
+        raise LunglesionError(ErrorCode.CONFIG_INVALID, "--steps must be at least 1")
+
+    if args.labels_dir is not None:
+        from segmentation.labelmap import LabelMap
+        from segmentation.training.finetune import finetune
+
+        label_map = LabelMap.read(args.label_map) if args.label_map else None
+        base = args.weights or settings.weights
+        model_id = args.model_id or "lunglesion-seg-v1-ft"
+        json_path = finetune(
+            labels_dir=args.labels_dir,
+            label_map=label_map,
+            base_weights=base,
+            output_dir=args.out,
+            model_id=model_id,
+            settings=training,
+            data_root=data_root,
+            steps=args.steps,
+        )
+        print(f"fine-tuned model written: {json_path}")
+        return int(ExitCode.OK)
+
+    if data_root is None:
+        raise LunglesionError(
+            ErrorCode.INPUT_NOT_FOUND,
+            "no training data: pass --data-root (a shared/data folder or a folder of unpacked data sets)",
+        )
+    from segmentation.training.run import train_default_model
+    from segmentation.weights import read_description
+
+    outcome = train_default_model(
+        data_root=data_root,
+        output_dir=args.out,
+        model_id=args.model_id or "lunglesion-seg-v1",
+        settings=training,
+        steps=args.steps,
+    )
+    new = read_description(outcome.model_json)
+    shipped = read_description(None)
+    same = "identical to" if new.sha256 == shipped.sha256 else "different from"
+    print(f"model written: {outcome.model_json} ({outcome.seconds / 60:.1f} min)")
+    print(f"sha256 {new.sha256} is {same} the shipped {shipped.model_id} ({shipped.sha256})")
+    return int(ExitCode.OK)

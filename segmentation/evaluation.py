@@ -1,0 +1,309 @@
+"""``lunglesion evaluate``: per-case Dice, volume and lesion-fraction errors against reference masks.
+
+Outputs (written atomically into the output folder):
+
+* ``evaluation.csv``: one row per case (columns in :data:`CSV_COLUMNS`, fixed float format);
+* ``summary.json`` and ``summary.md``: means/medians/worst cases and the acceptance checks
+  of the model card (lung Dice >= 0.97 per side, lesion Dice >= 0.80 where the lesion
+  fraction is >= 5 %, lesion-fraction error <= 2 percentage points, false positives on
+  lesion-free lungs <= 0.5 % of lung volume, consolidation Dice >= 0.70 where present).
+
+A Dice is empty (not a number) when both the reference and the prediction are empty.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+from pipeline.errors import LunglesionError
+from pipeline.io.atomic import write_text_atomic
+from segmentation.labelmap import LabelMap, ReferenceCase, find_cases, read_reference
+from segmentation.result import LesionLabel, LungLabel, LungSegmentation
+
+log = logging.getLogger(__name__)
+
+CSV_COLUMNS = (
+    "case",
+    "status",
+    "seconds",
+    "dice_right_lung",
+    "dice_left_lung",
+    "dice_lungs",
+    "dice_lesion",
+    "dice_ggo",
+    "dice_consolidation",
+    "lung_ml_ref",
+    "lung_ml_pred",
+    "lung_volume_error_pct",
+    "right_lung_ml_ref",
+    "right_lung_ml_pred",
+    "left_lung_ml_ref",
+    "left_lung_ml_pred",
+    "lesion_ml_ref",
+    "lesion_ml_pred",
+    "lesion_fraction_ref_pct",
+    "lesion_fraction_pred_pct",
+    "lesion_fraction_error_pp",
+    "ggo_fraction_ref_pct",
+    "ggo_fraction_pred_pct",
+    "consolidation_fraction_ref_pct",
+    "consolidation_fraction_pred_pct",
+)
+
+#: Acceptance thresholds of the model card.
+LUNG_DICE_MIN = 0.97
+LESION_DICE_MIN = 0.80
+LESION_DICE_MIN_FRACTION = 5.0
+FRACTION_ERROR_MAX_PP = 2.0
+HEALTHY_FP_MAX_PCT = 0.5
+CONSOLIDATION_DICE_MIN = 0.70
+
+
+def dice(a: np.ndarray, b: np.ndarray) -> float:
+    """Dice of two boolean arrays; NaN when both are empty."""
+    total = int(np.count_nonzero(a)) + int(np.count_nonzero(b))
+    if total == 0:
+        return math.nan
+    return 2.0 * int(np.count_nonzero(a & b)) / total
+
+
+def compare(
+    prediction: LungSegmentation,
+    ref_lungs: np.ndarray | None,
+    ref_lesions: np.ndarray | None,
+    *,
+    voxel_ml: float,
+    ignore: np.ndarray | None = None,
+) -> dict[str, float]:
+    """Metrics of one case (arrays in SimpleITK (z, y, x) order on the prediction's grid)."""
+    lungs = sitk.GetArrayViewFromImage(prediction.lungs)
+    lesions = sitk.GetArrayViewFromImage(prediction.lesions)
+    valid = np.ones(lungs.shape, bool) if ignore is None else ~ignore
+    row: dict[str, float] = {}
+    pred_lung = (lungs > 0) & valid
+    row["lung_ml_pred"] = pred_lung.sum() * voxel_ml
+    row["right_lung_ml_pred"] = ((lungs == LungLabel.RIGHT_LUNG) & valid).sum() * voxel_ml
+    row["left_lung_ml_pred"] = ((lungs == LungLabel.LEFT_LUNG) & valid).sum() * voxel_ml
+    pred_lesion = (lesions > 0) & valid
+    row["lesion_ml_pred"] = pred_lesion.sum() * voxel_ml
+    pred_lung_n = max(1, int(pred_lung.sum()))
+    row["lesion_fraction_pred_pct"] = 100.0 * pred_lesion.sum() / pred_lung_n
+    row["ggo_fraction_pred_pct"] = 100.0 * ((lesions == LesionLabel.GGO) & valid).sum() / pred_lung_n
+    row["consolidation_fraction_pred_pct"] = (
+        100.0 * ((lesions == LesionLabel.CONSOLIDATION) & valid).sum() / pred_lung_n
+    )
+    ref_lung_n = None
+    if ref_lungs is not None:
+        ref_lung = (ref_lungs > 0) & valid
+        ref_lung_n = max(1, int(ref_lung.sum()))
+        row["dice_right_lung"] = dice((lungs == 1) & valid, (ref_lungs == 1) & valid)
+        row["dice_left_lung"] = dice((lungs == 2) & valid, (ref_lungs == 2) & valid)
+        row["dice_lungs"] = dice(pred_lung, ref_lung)
+        row["lung_ml_ref"] = ref_lung.sum() * voxel_ml
+        row["right_lung_ml_ref"] = ((ref_lungs == 1) & valid).sum() * voxel_ml
+        row["left_lung_ml_ref"] = ((ref_lungs == 2) & valid).sum() * voxel_ml
+        row["lung_volume_error_pct"] = (
+            100.0 * (row["lung_ml_pred"] - row["lung_ml_ref"]) / max(row["lung_ml_ref"], 1e-9)
+        )
+    if ref_lesions is not None:
+        ref_lesion = (ref_lesions > 0) & valid
+        row["dice_lesion"] = dice(pred_lesion, ref_lesion)
+        row["dice_ggo"] = dice((lesions == 1) & valid, (ref_lesions == 1) & valid)
+        row["dice_consolidation"] = dice((lesions == 2) & valid, (ref_lesions == 2) & valid)
+        row["lesion_ml_ref"] = ref_lesion.sum() * voxel_ml
+        if ref_lung_n is not None:
+            row["lesion_fraction_ref_pct"] = 100.0 * ref_lesion.sum() / ref_lung_n
+            row["ggo_fraction_ref_pct"] = 100.0 * ((ref_lesions == 1) & valid).sum() / ref_lung_n
+            row["consolidation_fraction_ref_pct"] = 100.0 * ((ref_lesions == 2) & valid).sum() / ref_lung_n
+            row["lesion_fraction_error_pp"] = row["lesion_fraction_pred_pct"] - row["lesion_fraction_ref_pct"]
+    return row
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return "" if math.isnan(value) else f"{value:.4f}"
+    return str(value)
+
+
+def rows_to_csv(rows: list[dict]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for row in rows:
+        writer.writerow([_fmt(row.get(column)) for column in CSV_COLUMNS])
+    return buffer.getvalue()
+
+
+def _values(rows, key, where=lambda r: True) -> list[float]:
+    out = []
+    for row in rows:
+        value = row.get(key)
+        if isinstance(value, float) and not math.isnan(value) and where(row):
+            out.append(value)
+    return out
+
+
+def summarise(rows: list[dict]) -> dict:
+    """Aggregate metrics and acceptance checks (only over rows that ran)."""
+    ok = [r for r in rows if r.get("status") == "ok"]
+    summary: dict = {"cases": len(rows), "failed": len(rows) - len(ok), "metrics": {}, "checks": {}}
+    for key in CSV_COLUMNS[3:]:
+        values = _values(ok, key)
+        if values:
+            summary["metrics"][key] = {
+                "n": len(values),
+                "mean": float(np.mean(values)),
+                "median": float(np.median(values)),
+                "min": float(np.min(values)),
+                "max": float(np.max(values)),
+            }
+
+    def check(name, values, passed, rule):
+        if values:
+            summary["checks"][name] = {
+                "rule": rule,
+                "n": len(values),
+                "worst": float(passed[1]),
+                "pass": bool(passed[0]),
+            }
+
+    for side in ("right", "left"):
+        values = _values(ok, f"dice_{side}_lung")
+        if values:
+            check(
+                f"lung_dice_{side}",
+                values,
+                (min(values) >= LUNG_DICE_MIN, min(values)),
+                f">= {LUNG_DICE_MIN} every case",
+            )
+    big = lambda r: r.get("lesion_fraction_ref_pct", 0.0) >= LESION_DICE_MIN_FRACTION  # noqa: E731
+    values = _values(ok, "dice_lesion", big)
+    if values:
+        check(
+            "lesion_dice",
+            values,
+            (min(values) >= LESION_DICE_MIN, min(values)),
+            f">= {LESION_DICE_MIN} where the lesion fraction is >= {LESION_DICE_MIN_FRACTION} %",
+        )
+    values = [abs(v) for v in _values(ok, "lesion_fraction_error_pp")]
+    if values:
+        check(
+            "lesion_fraction_error",
+            values,
+            (max(values) <= FRACTION_ERROR_MAX_PP, max(values)),
+            f"|error| <= {FRACTION_ERROR_MAX_PP} percentage points every case",
+        )
+    healthy = lambda r: r.get("lesion_fraction_ref_pct", 1.0) == 0.0  # noqa: E731
+    values = _values(ok, "lesion_fraction_pred_pct", healthy)
+    if values:
+        check(
+            "healthy_false_positives",
+            values,
+            (max(values) <= HEALTHY_FP_MAX_PCT, max(values)),
+            f"<= {HEALTHY_FP_MAX_PCT} % of lung on lesion-free cases",
+        )
+    present = lambda r: r.get("consolidation_fraction_ref_pct", 0.0) > 0.0  # noqa: E731
+    values = _values(ok, "dice_consolidation", present)
+    if values:
+        check(
+            "consolidation_dice",
+            values,
+            (min(values) >= CONSOLIDATION_DICE_MIN, min(values)),
+            f">= {CONSOLIDATION_DICE_MIN} where consolidation is present",
+        )
+    return summary
+
+
+def summary_markdown(summary: dict, *, title: str) -> str:
+    lines = [f"# {title}", "", f"Cases: {summary['cases']} (failed: {summary['failed']})", ""]
+    lines += ["| check | rule | n | worst | pass |", "|---|---|---|---|---|"]
+    for name, item in summary["checks"].items():
+        lines.append(
+            f"| {name} | {item['rule']} | {item['n']} | {item['worst']:.4f} | {'yes' if item['pass'] else 'NO'} |"
+        )
+    lines += ["", "| metric | n | mean | median | min | max |", "|---|---|---|---|---|---|"]
+    for name, m in summary["metrics"].items():
+        lines.append(f"| {name} | {m['n']} | {m['mean']:.4f} | {m['median']:.4f} | {m['min']:.4f} | {m['max']:.4f} |")
+    return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True)
+class EvaluationOutput:
+    csv_path: Path
+    summary_json: Path
+    summary_md: Path
+    rows: list[dict]
+    summary: dict
+
+
+def evaluate_folder(
+    folder: Path,
+    out_dir: Path,
+    *,
+    segmenter,
+    label_map: LabelMap | None = None,
+    save_masks: bool = False,
+    title: str = "lunglesion evaluation",
+) -> EvaluationOutput:
+    """Segment every case of ``folder`` with ``segmenter(image) -> LungSegmentation`` and score it."""
+    cases: list[ReferenceCase] = find_cases(folder)
+    if not cases:
+        raise LunglesionError(
+            __import__("pipeline.errors", fromlist=["ErrorCode"]).ErrorCode.INPUT_NOT_FOUND,
+            f"no image/reference pairs found in {folder} (see 'lunglesion evaluate --help' for the layouts)",
+        )
+    rows: list[dict] = []
+    for case in cases:
+        row: dict = {"case": case.name}
+        try:
+            image = sitk.ReadImage(str(case.image))
+            ref_lungs, ref_lesions, ignore = read_reference(case, label_map)
+            start = time.perf_counter()
+            prediction = segmenter(image)
+            row["seconds"] = time.perf_counter() - start
+            voxel_ml = float(np.prod(image.GetSpacing())) / 1000.0
+            row.update(compare(prediction, ref_lungs, ref_lesions, voxel_ml=voxel_ml, ignore=ignore))
+            row["status"] = "ok"
+            if save_masks:
+                from pipeline.io.atomic import atomic_path
+
+                for suffix, img in (("lungs", prediction.lungs), ("lesions", prediction.lesions)):
+                    with atomic_path(Path(out_dir) / "masks" / f"{case.name}_{suffix}.nii.gz") as tmp:
+                        sitk.WriteImage(img, str(tmp), useCompression=True)
+        except LunglesionError as exc:
+            row["status"] = exc.code.value
+            log.warning("case %s failed: %s", case.name, exc.message)
+        except RuntimeError as exc:  # SimpleITK read errors
+            row["status"] = "VOLUME_FILE_UNREADABLE"
+            log.warning("case %s could not be read: %s", case.name, exc)
+        rows.append(row)
+        log.info(
+            "%s: lung Dice R %s L %s, lesion Dice %s, fraction error %s pp",
+            case.name,
+            _fmt(row.get("dice_right_lung")),
+            _fmt(row.get("dice_left_lung")),
+            _fmt(row.get("dice_lesion")),
+            _fmt(row.get("lesion_fraction_error_pp")),
+        )
+    rows.sort(key=lambda r: r["case"])
+    summary = summarise(rows)
+    out_dir = Path(out_dir)
+    csv_path = out_dir / "evaluation.csv"
+    write_text_atomic(csv_path, rows_to_csv(rows))
+    json_path = out_dir / "summary.json"
+    write_text_atomic(json_path, json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    md_path = out_dir / "summary.md"
+    write_text_atomic(md_path, summary_markdown(summary, title=title))
+    return EvaluationOutput(csv_path, json_path, md_path, rows, summary)

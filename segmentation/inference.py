@@ -1,0 +1,183 @@
+"""Running the network on a CT volume: model loading (once per process) and the segmentation pipeline."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+from pipeline.errors import ErrorCode, SegmentationError
+from segmentation.grid import Canonical, label_image_like
+from segmentation.postprocess import WorkingFields, clean_lesions, clean_lungs, outside_air, to_input_grid
+from segmentation.preprocess import context_stack, to_working
+from segmentation.result import LungSegmentation
+from segmentation.weights import ModelDescription, read_description, verify_checksum
+
+log = logging.getLogger(__name__)
+
+_CACHE: dict[tuple[str, str], LoadedModel] = {}
+#: Models built from weights by this process (batch workers report it: one load per worker).
+_LOADS = {"count": 0}
+_LOCK = threading.Lock()
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A network in eval mode on its device, with the description it was built from."""
+
+    description: ModelDescription
+    network: object
+    device: str
+
+    @property
+    def model_id(self) -> str:
+        return self.description.model_id
+
+    @property
+    def sha256(self) -> str:
+        return self.description.sha256
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` -> ``cuda`` when a GPU is usable, else ``cpu``; ``cuda`` without a GPU is an error."""
+    import torch
+
+    device = str(getattr(device, "value", device)).lower()
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise SegmentationError(ErrorCode.SEGMENTATION_FAILED, "device 'cuda' was requested but no GPU is available")
+    if device not in {"cpu", "cuda"}:
+        raise SegmentationError(ErrorCode.SEGMENTATION_FAILED, f"unknown device {device!r} (use auto, cpu or cuda)")
+    return device
+
+
+def load_model(weights: str | Path | None = None, *, device: str = "auto", threads: int | None = None) -> LoadedModel:
+    """Load (once per process, then reuse) the model described by ``weights`` (a JSON or ``.pt`` path).
+
+    ``None`` loads the model shipped in ``segmentation/weights``. The weights' SHA-256 is checked
+    against the JSON before use.
+
+    Raises
+    ------
+    SegmentationError
+        ``WEIGHTS_MISSING`` / ``WEIGHTS_CORRUPT`` if the files are absent, do not match their
+        checksum, or do not fit the architecture.
+    """
+    import torch
+
+    if threads:
+        torch.set_num_threads(int(threads))
+    resolved = resolve_device(device)
+    description = read_description(Path(weights) if weights is not None else None)
+    key = (str(description.weights_path.resolve()), resolved)
+    with _LOCK:
+        cached = _CACHE.get(key)
+        if cached is not None and cached.sha256 == description.sha256:
+            return cached
+        verify_checksum(description)
+        from segmentation.network import build_network
+
+        network = build_network(description.architecture)
+        try:
+            state = torch.load(description.weights_path, map_location="cpu", weights_only=True)
+            network.load_state_dict(state)
+        except Exception as exc:  # noqa: BLE001 - any unpickling/shape problem means unusable weights
+            raise SegmentationError(
+                ErrorCode.WEIGHTS_CORRUPT,
+                f"weights file {description.weights_path} does not fit model {description.model_id} ({exc})",
+            ) from exc
+        network.eval().to(resolved)
+        model = LoadedModel(description=description, network=network, device=resolved)
+        _CACHE[key] = model
+        _LOADS["count"] += 1
+        log.debug("loaded model %s on %s", description.model_id, resolved)
+        return model
+
+
+def model_load_count() -> int:
+    """How many times this process has loaded a model from its weights files."""
+    return _LOADS["count"]
+
+
+def _check_image(image: sitk.Image) -> None:
+    if not isinstance(image, sitk.Image):
+        raise SegmentationError(
+            ErrorCode.SEGMENTATION_FAILED, f"expected a SimpleITK image, got {type(image).__name__}"
+        )
+    if image.GetDimension() != 3:
+        raise SegmentationError(
+            ErrorCode.SEGMENTATION_FAILED, f"expected a 3-D CT volume, got a {image.GetDimension()}-D image"
+        )
+    if image.GetNumberOfComponentsPerPixel() != 1:
+        raise SegmentationError(
+            ErrorCode.SEGMENTATION_FAILED, "expected a scalar (grey-level) CT image, got a vector image"
+        )
+    if min(image.GetSize()) < 1 or min(image.GetSpacing()) <= 0:
+        raise SegmentationError(ErrorCode.SEGMENTATION_FAILED, "the image has an empty size or a non-positive spacing")
+
+
+def predict(model: LoadedModel, working: np.ndarray, *, batch_slices: int) -> tuple[np.ndarray, np.ndarray]:
+    """Softmax of the lung and lesion heads for every working slice: two (Z, 3, H, W) float32 arrays."""
+    import torch
+
+    from segmentation.network import LESION_CHANNELS, LUNG_CHANNELS
+
+    offsets = model.description.preprocessing.context_offsets
+    depth = working.shape[0]
+    lung = np.empty((depth, 3) + working.shape[1:], np.float32)
+    lesion = np.empty((depth, 3) + working.shape[1:], np.float32)
+    cuda = model.device == "cuda"
+    with torch.inference_mode():
+        for z0 in range(0, depth, batch_slices):
+            centres = np.arange(z0, min(depth, z0 + batch_slices))
+            x = torch.from_numpy(context_stack(working, centres, offsets)).to(model.device)
+            with torch.autocast(device_type="cuda", dtype=torch.float16, enabled=cuda):
+                logits = model.network(x)
+            logits = logits.float()
+            lung[centres] = torch.softmax(logits[:, LUNG_CHANNELS], 1).cpu().numpy()
+            lesion[centres] = torch.softmax(logits[:, LESION_CHANNELS], 1).cpu().numpy()
+    return lung, lesion
+
+
+def segment_with_model(
+    image: sitk.Image,
+    model: LoadedModel,
+    *,
+    batch_slices: int,
+    min_component_fraction: float,
+    min_lesion_voxels: int,
+    min_lung_volume_ml: float,
+) -> LungSegmentation:
+    """The model pipeline: canonical view -> working grid -> network -> clean-up -> input grid."""
+    _check_image(image)
+    canon = Canonical.of(image)
+    hu = canon.forward(sitk.GetArrayViewFromImage(image))
+    params = model.description.preprocessing
+    working, grid = to_working(hu, canon.spacing_zyx, params)
+    lung_prob, lesion_prob = predict(model, working, batch_slices=batch_slices)
+    inner = (slice(None), slice(None)) + grid.unpadded()[1:]
+    fields = WorkingFields.from_probabilities(lung_prob[inner], lesion_prob[inner])
+    outside = outside_air(working[grid.unpadded()], threshold=float(params.normalise(params.body_threshold_hu)))
+    del lung_prob, lesion_prob, working
+    lungs_working = clean_lungs(fields, min_component_fraction=min_component_fraction, outside=outside)
+    clean_lesions(fields, lungs_working, min_component_voxels=min_lesion_voxels)
+    lungs, lesions = to_input_grid(fields, lungs_working, grid)
+    voxel_ml = float(np.prod(canon.spacing_zyx)) / 1000.0
+    lung_ml = float(np.count_nonzero(lungs)) * voxel_ml
+    if lung_ml < min_lung_volume_ml:
+        raise SegmentationError(
+            ErrorCode.NO_LUNG_FOUND,
+            f"the model found {lung_ml:.1f} ml of lung (less than {min_lung_volume_ml:g} ml): "
+            "is this a chest CT in Hounsfield units?",
+        )
+    return LungSegmentation(
+        lungs=label_image_like(lungs, canon, image),
+        lesions=label_image_like(lesions, canon, image),
+        model_id=model.model_id,
+        model_sha256=model.sha256,
+    )

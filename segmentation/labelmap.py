@@ -1,0 +1,201 @@
+"""Reference label files in users' conventions: a label map and the folder layouts that are understood.
+
+A label map (JSON or YAML) names which values of a label file mean what::
+
+    right_lung: [1]
+    left_lung: [2]
+    lung: []            # lung without a side: split into right/left automatically
+    ggo: [3]
+    consolidation: [4]
+    ignore: [255]       # excluded from training losses (unknown class)
+
+Folder layouts (``find_cases``):
+
+* ``<case>_ct.nii.gz`` + ``<case>_lungs.nii.gz`` + ``<case>_lesions.nii.gz`` (lunglesion's own
+  convention: lungs 1/2, lesions 1/2), or
+* ``<case>_ct.nii.gz`` + ``<case>_label.nii.gz`` (one file, values per the label map), or
+* ``images/<case>.nii.gz`` + ``labels/<case>.nii.gz`` (one file, values per the label map).
+
+``.nii``, ``.nrrd`` and ``.mha`` work as well as ``.nii.gz``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+import yaml
+
+from pipeline.errors import ErrorCode, LunglesionError
+from segmentation.result import LesionLabel, LungLabel
+
+SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd")
+
+
+class Meaning(StrEnum):
+    RIGHT_LUNG = "right_lung"
+    LEFT_LUNG = "left_lung"
+    LUNG = "lung"
+    GGO = "ggo"
+    CONSOLIDATION = "consolidation"
+    IGNORE = "ignore"
+
+
+@dataclass(frozen=True)
+class LabelMap:
+    """Label values of a user's file for each meaning."""
+
+    values: dict[Meaning, tuple[int, ...]] = field(default_factory=dict)
+
+    @classmethod
+    def read(cls, path: Path) -> LabelMap:
+        """Read a JSON or YAML label map; unknown names and non-integer values are errors."""
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+            data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
+        except FileNotFoundError as exc:
+            raise LunglesionError(ErrorCode.INPUT_NOT_FOUND, f"label map {path} not found") from exc
+        except (OSError, ValueError, yaml.YAMLError) as exc:
+            raise LunglesionError(ErrorCode.CONFIG_INVALID, f"label map {path} is not valid JSON/YAML ({exc})") from exc
+        if not isinstance(data, dict):
+            raise LunglesionError(ErrorCode.CONFIG_INVALID, f"label map {path}: expected a mapping of names to values")
+        values: dict[Meaning, tuple[int, ...]] = {}
+        allowed = ", ".join(m.value for m in Meaning)
+        for key, raw in data.items():
+            try:
+                meaning = Meaning(str(key))
+            except ValueError:
+                raise LunglesionError(
+                    ErrorCode.CONFIG_INVALID, f"label map {path}: unknown name '{key}' (allowed: {allowed})"
+                ) from None
+            items = raw if isinstance(raw, list) else [raw]
+            if not all(isinstance(v, int) and not isinstance(v, bool) for v in items):
+                raise LunglesionError(
+                    ErrorCode.CONFIG_INVALID, f"label map {path}: '{key}' must be an integer or a list of integers"
+                )
+            values[meaning] = tuple(int(v) for v in items)
+        if not values:
+            raise LunglesionError(ErrorCode.CONFIG_INVALID, f"label map {path} maps no label values")
+        return cls(values)
+
+    def has(self, meaning: Meaning) -> bool:
+        return bool(self.values.get(meaning))
+
+    def mask(self, array: np.ndarray, meaning: Meaning) -> np.ndarray:
+        return np.isin(array, self.values.get(meaning, ()))
+
+
+@dataclass(frozen=True)
+class ReferenceCase:
+    """One image and its reference label file(s)."""
+
+    name: str
+    image: Path
+    lungs: Path | None = None
+    lesions: Path | None = None
+    label: Path | None = None
+
+
+def _stem(path: Path) -> str:
+    name = path.name
+    for suffix in SUFFIXES:
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return path.stem
+
+
+def _find(folder: Path, stem: str) -> Path | None:
+    for suffix in SUFFIXES:
+        candidate = folder / f"{stem}{suffix}"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def find_cases(folder: Path) -> list[ReferenceCase]:
+    """Image/label pairs in ``folder`` (layouts in the module docstring), sorted by name."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise LunglesionError(ErrorCode.INPUT_NOT_FOUND, f"{folder} is not a folder")
+    cases: list[ReferenceCase] = []
+    if (folder / "images").is_dir() and (folder / "labels").is_dir():
+        for image in sorted((folder / "images").iterdir()):
+            if not image.name.endswith(SUFFIXES):
+                continue
+            label = _find(folder / "labels", _stem(image))
+            if label is not None:
+                cases.append(ReferenceCase(_stem(image), image, label=label))
+        return cases
+    for image in sorted(folder.iterdir()):
+        stem = _stem(image)
+        if not (image.name.endswith(SUFFIXES) and stem.endswith("_ct")):
+            continue
+        base = stem[: -len("_ct")]
+        cases.append(
+            ReferenceCase(
+                base,
+                image,
+                lungs=_find(folder, f"{base}_lungs"),
+                lesions=_find(folder, f"{base}_lesions"),
+                label=_find(folder, f"{base}_label"),
+            )
+        )
+    return [c for c in cases if c.lungs or c.lesions or c.label]
+
+
+def read_reference(
+    case: ReferenceCase, label_map: LabelMap | None
+) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray]:
+    """Reference lungs (LungLabel), lesions (LesionLabel) and an ignore mask, as arrays in the image's order.
+
+    Unsided lung (``lung`` in the label map) is split into right/left with the classical split.
+    Returns ``None`` for a structure the reference does not describe.
+    """
+    lungs = lesions = None
+    ignore: np.ndarray | None = None
+    if case.lungs is not None:
+        lungs = sitk.GetArrayFromImage(sitk.ReadImage(str(case.lungs))).astype(np.uint8)
+    if case.lesions is not None:
+        lesions = sitk.GetArrayFromImage(sitk.ReadImage(str(case.lesions))).astype(np.uint8)
+    if case.label is not None:
+        if label_map is None:
+            raise LunglesionError(
+                ErrorCode.CONFIG_INVALID,
+                f"{case.label.name}: a single label file needs --label-map to say what values mean",
+            )
+        label_image = sitk.ReadImage(str(case.label))
+        array = sitk.GetArrayFromImage(label_image)
+        if label_map.has(Meaning.RIGHT_LUNG) or label_map.has(Meaning.LEFT_LUNG) or label_map.has(Meaning.LUNG):
+            lungs = np.zeros(array.shape, np.uint8)
+            lungs[label_map.mask(array, Meaning.RIGHT_LUNG)] = LungLabel.RIGHT_LUNG
+            lungs[label_map.mask(array, Meaning.LEFT_LUNG)] = LungLabel.LEFT_LUNG
+            unsided = label_map.mask(array, Meaning.LUNG)
+            lesion_any = label_map.mask(array, Meaning.GGO) | label_map.mask(array, Meaning.CONSOLIDATION)
+            if not (label_map.has(Meaning.RIGHT_LUNG) or label_map.has(Meaning.LEFT_LUNG)):
+                # Lesions drawn instead of (not on top of) an unsided lung label are lung too.
+                unsided |= lesion_any
+            if unsided.any():
+                lungs[unsided] = _split_unsided(unsided, label_image)
+        if label_map.has(Meaning.GGO) or label_map.has(Meaning.CONSOLIDATION):
+            lesions = np.zeros(array.shape, np.uint8)
+            lesions[label_map.mask(array, Meaning.GGO)] = LesionLabel.GGO
+            lesions[label_map.mask(array, Meaning.CONSOLIDATION)] = LesionLabel.CONSOLIDATION
+        ignore = label_map.mask(array, Meaning.IGNORE)
+    if ignore is None:
+        shape = (lungs if lungs is not None else lesions).shape  # type: ignore[union-attr]
+        ignore = np.zeros(shape, bool)
+    return lungs, lesions, ignore
+
+
+def _split_unsided(mask: np.ndarray, reference: sitk.Image) -> np.ndarray:
+    from segmentation.classical import split_left_right
+    from segmentation.grid import Canonical
+
+    canon = Canonical.of(reference)
+    sides = split_left_right(np.ascontiguousarray(canon.forward(mask)), canon.spacing_zyx)
+    return np.ascontiguousarray(canon.backward(sides))[mask]

@@ -1,0 +1,172 @@
+"""Checks on real CT (``lunglesion evaluate --real-data-checks``): what can be measured without COVID labels in HU.
+
+* CIP ``ct-64`` (4 mm whole chest) against its reference lung label map (left regions 9-11,
+  right 12-14, airway/vessel-typed voxels included): Dice per side.
+* Lesion fraction on the lesion-free real chest CTs (dlwpt, POPI, CIP): should be ~0.
+* LIDC-IDRI-0002: the ground-glass nodule (voxels outlined by >= 1 reader) should be labelled GGO.
+* MedSeg's 50 labelled COVID-19 slices mapped to approximate HU: Dice per class (pooled over slices).
+* lungmask's two test slices: lung voxel counts next to lungmask R231's recorded counts.
+
+Each check runs the model and the classical baseline so the two can be compared.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+from segmentation.evaluation import dice
+from segmentation.result import LungSegmentation
+from segmentation.synth.backgrounds import DataRoot, read_volume
+
+log = logging.getLogger(__name__)
+
+Segmenter = Callable[[sitk.Image], LungSegmentation]
+
+
+def _arrays(result: LungSegmentation) -> tuple[np.ndarray, np.ndarray]:
+    return sitk.GetArrayFromImage(result.lungs), sitk.GetArrayFromImage(result.lesions)
+
+
+def _fraction(lungs: np.ndarray, lesions: np.ndarray) -> float:
+    n = int((lungs > 0).sum())
+    return 100.0 * float((lesions > 0).sum()) / n if n else math.nan
+
+
+def check_cip(data: DataRoot, segmenters: dict[str, Segmenter]) -> dict:
+    folder = data.dataset("cip-chest-imaging-platform")
+    image = sitk.ReadImage(str(folder / "ct-64.nrrd"))
+    label = sitk.GetArrayFromImage(sitk.ReadImage(str(folder / "lm-64.nrrd")))
+    region = label & 255
+    ref_right = (region >= 12) & (region <= 14)
+    ref_left = (region >= 9) & (region <= 11)
+    voxel_ml = float(np.prod(image.GetSpacing())) / 1000
+    out: dict = {"reference_ml": {"right": ref_right.sum() * voxel_ml, "left": ref_left.sum() * voxel_ml}}
+    for name, segment in segmenters.items():
+        lungs, lesions = _arrays(segment(image))
+        out[name] = {
+            "dice_right": dice(lungs == 1, ref_right),
+            "dice_left": dice(lungs == 2, ref_left),
+            "dice_lungs": dice(lungs > 0, ref_right | ref_left),
+            "right_ml": float((lungs == 1).sum() * voxel_ml),
+            "left_ml": float((lungs == 2).sum() * voxel_ml),
+            "lesion_fraction_pct": _fraction(lungs, lesions),
+        }
+    return out
+
+
+def check_lesion_free(data: DataRoot, segmenters: dict[str, Segmenter]) -> dict:
+    volumes = {
+        "dlwpt (held out)": ("dlwpt-chest-ct-dicom", "2-LUNG_3.0_B70f-04083"),
+        "popi (training background)": ("popi-4dct-phase00-itkelastix", "dicom_00"),
+        "cip-64 (not in training)": ("cip-chest-imaging-platform", "ct-64.nrrd"),
+    }
+    out: dict = {}
+    for label, (dataset, relative) in volumes.items():
+        image = read_volume(data.dataset(dataset) / relative)
+        voxel_ml = float(np.prod(image.GetSpacing())) / 1000
+        out[label] = {}
+        for name, segment in segmenters.items():
+            lungs, lesions = _arrays(segment(image))
+            out[label][name] = {
+                "lung_ml": float((lungs > 0).sum() * voxel_ml),
+                "lesion_fraction_pct": _fraction(lungs, lesions),
+                "ggo_ml": float((lesions == 1).sum() * voxel_ml),
+                "consolidation_ml": float((lesions == 2).sum() * voxel_ml),
+            }
+    return out
+
+
+def check_lidc_ggo(data: DataRoot, segmenters: dict[str, Segmenter]) -> dict:
+    folder = data.dataset("lidc-3slabs-nodule-outlines") / "labels"
+    image = sitk.ReadImage(str(folder / "LIDC-IDRI-0002_ct.nii.gz"))
+    readers = sitk.GetArrayFromImage(sitk.ReadImage(str(folder / "LIDC-IDRI-0002_nreaders.nii.gz")))
+    hu = sitk.GetArrayFromImage(image)
+    nodule = readers >= 1
+    voxel_ml = float(np.prod(image.GetSpacing())) / 1000
+    out: dict = {"nodule_ml": float(nodule.sum() * voxel_ml), "nodule_median_hu": float(np.median(hu[nodule]))}
+    for name, segment in segmenters.items():
+        lungs, lesions = _arrays(segment(image))
+        in_nodule = lesions[nodule]
+        ggo = float((in_nodule == 1).mean())
+        cons = float((in_nodule == 2).mean())
+        outside = (lesions > 0) & ~nodule
+        out[name] = {
+            "nodule_as_ggo": ggo,
+            "nodule_as_consolidation": cons,
+            "nodule_in_lung": float((lungs[nodule] > 0).mean()),
+            "detected_as_ggo": bool(ggo + cons >= 0.5 and ggo > cons),
+            "lesion_ml_outside_nodule": float(outside.sum() * voxel_ml),
+            "lesion_fraction_pct": _fraction(lungs, lesions),
+        }
+    return out
+
+
+def check_medseg(data: DataRoot, segmenters: dict[str, Segmenter]) -> dict:
+    from segmentation.synth.medseg import load_medseg
+
+    slices = load_medseg(data.dataset("medseg-covid-2d-train"))
+    out: dict = {"slices": len(slices)}
+    for name, segment in segmenters.items():
+        sums = {k: [0, 0, 0] for k in ("lesion", "ggo", "consolidation")}  # intersection, pred, ref
+        per_slice = []
+        failed = 0
+        for item in slices:
+            try:
+                result = segment(item.image(slices=1))
+            except Exception as exc:  # noqa: BLE001 - a slice without detectable lung is counted, not fatal
+                log.warning("MedSeg slice %s: %s", item.name, exc)
+                failed += 1
+                continue
+            pred = sitk.GetArrayFromImage(result.lesions)[0]  # same orientation as item.labels
+            ref = item.labels
+            for key, p, r in (
+                ("lesion", pred > 0, ref > 0),
+                ("ggo", pred == 1, ref == 1),
+                ("consolidation", pred == 2, ref == 2),
+            ):
+                sums[key][0] += int((p & r).sum())
+                sums[key][1] += int(p.sum())
+                sums[key][2] += int(r.sum())
+            per_slice.append(dice(pred > 0, ref > 0))
+        out[name] = {
+            f"dice_{k}_pooled": (2 * v[0] / (v[1] + v[2]) if v[1] + v[2] else math.nan) for k, v in sums.items()
+        }
+        values = [v for v in per_slice if not math.isnan(v)]
+        out[name]["dice_lesion_median_per_slice"] = float(np.median(values)) if values else math.nan
+        out[name]["failed_slices"] = failed
+    return out
+
+
+def check_lungmask_slices(data: DataRoot, segmenters: dict[str, Segmenter]) -> dict:
+    image = read_volume(data.dataset("lungmask-testdata") / "testdata")
+    out: dict = {"lungmask_r231_voxels": {"right": 64752, "left": 36536}}
+    for name, segment in segmenters.items():
+        try:
+            lungs, _ = _arrays(segment(image))
+        except Exception as exc:  # noqa: BLE001
+            out[name] = {"error": str(exc)}
+            continue
+        out[name] = {"right": int((lungs == 1).sum()), "left": int((lungs == 2).sum())}
+    return out
+
+
+def run_real_data_checks(data_root: Path, segmenters: dict[str, Segmenter]) -> dict:
+    """All checks; ``segmenters`` maps a name (``model``, ``classical``) to a segment function."""
+    data = DataRoot(data_root)
+    results = {}
+    for name, check in (
+        ("cip_lung_dice", check_cip),
+        ("lesion_free_fraction", check_lesion_free),
+        ("lidc_0002_ggo_nodule", check_lidc_ggo),
+        ("medseg_slices", check_medseg),
+        ("lungmask_two_slices", check_lungmask_slices),
+    ):
+        log.info("real-data check %s", name)
+        results[name] = check(data, segmenters)
+    return results

@@ -1,0 +1,144 @@
+"""``lunglesion train`` end to end: data -> cache -> training -> model files.
+
+The default run reproduces the shipped model: it builds the training cache from the real
+backgrounds (``../shared/data`` or ``--data-root``), the validation set from the held-out
+background, trains with the configured seed and writes ``<model_id>.pt`` + ``.json``.
+With a folder of user images and labels it fine-tunes the shipped (or given) model instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+from segmentation.network import NetworkSpec
+from segmentation.preprocess import PreprocessParameters, resample_to_working, to_working
+from segmentation.settings import TrainingSettings
+from segmentation.training.train import TrainConfig, config_dict, open_cache, train_network
+
+log = logging.getLogger(__name__)
+
+#: Architecture and preprocessing of the shipped model (chosen by the comparison in MODEL_CARD.md).
+DEFAULT_ARCHITECTURE = NetworkSpec(
+    in_channels=5, channels=(16, 32, 64, 128, 256), strides=(2, 2, 2, 2), num_res_units=1, norm="batch"
+)
+DEFAULT_PREPROCESSING = PreprocessParameters(
+    spacing_zyx_mm=(2.5, 1.75, 1.75),
+    hu_min=-1024.0,
+    hu_max=476.0,
+    body_threshold_hu=-500.0,
+    body_margin_mm=5.0,
+    size_multiple=16,
+    context_offsets=(-2, -1, 0, 1, 2),
+)
+
+#: Validation cases followed during training (working-grid Dice in the log and the model JSON).
+MONITOR_CASES = ("healthy", "multifocal", "mixed-40", "border-right", "ggo-diffuse-50", "consolidation-20")
+
+
+@dataclass(frozen=True)
+class TrainOutcome:
+    model_json: Path
+    seconds: float
+    history: list[dict]
+
+
+def train_config(
+    settings: TrainingSettings, *, steps: int | None = None, learning_rate: float | None = None
+) -> TrainConfig:
+    return TrainConfig(
+        steps=steps or settings.steps,
+        batch_size=settings.batch_size,
+        learning_rate=learning_rate or settings.learning_rate,
+        weight_decay=settings.weight_decay,
+        warmup_steps=min(settings.warmup_steps, (steps or settings.steps) // 5),
+        crop=tuple(settings.crop),  # type: ignore[arg-type]
+        lesion_weight=settings.lesion_weight,
+        augment_strength=settings.augment_strength,
+        lung_slice_fraction=settings.lung_slice_fraction,
+        seed=settings.seed,
+        threads=settings.threads,
+        validate_every=settings.validate_every,
+    )
+
+
+def monitoring_samples(folder: Path, params: PreprocessParameters, names=MONITOR_CASES):
+    """Working-grid inputs and targets of some validation cases (from their NIfTI files)."""
+    from segmentation.grid import canonical_array
+
+    samples = []
+    for name in names:
+        ct = folder / f"{name}_ct.nii.gz"
+        if not ct.exists():
+            continue
+        image = sitk.ReadImage(str(ct))
+        hu, canon = canonical_array(image, dtype=np.float32)
+        working, grid = to_working(hu, canon.spacing_zyx, params)
+        targets = []
+        for suffix in ("lungs", "lesions"):
+            labels = canon.forward(sitk.GetArrayFromImage(sitk.ReadImage(str(folder / f"{name}_{suffix}.nii.gz"))))
+            soft = [resample_to_working((labels == k).view(np.uint8), grid, fill=0.0) for k in (1, 2)]
+            rest = np.clip(1.0 - soft[0] - soft[1], 0, None)
+            targets.append(np.argmax(np.stack([rest, *soft]), axis=0).astype(np.uint8))
+        samples.append((name, working, targets[0], targets[1]))
+    return samples
+
+
+def train_default_model(
+    *,
+    data_root: Path,
+    output_dir: Path,
+    model_id: str,
+    settings: TrainingSettings,
+    architecture: NetworkSpec = DEFAULT_ARCHITECTURE,
+    preprocessing: PreprocessParameters = DEFAULT_PREPROCESSING,
+    steps: int | None = None,
+) -> TrainOutcome:
+    """Build the synthetic training/validation data from ``data_root`` and train from scratch."""
+    from segmentation.training.cache import build_training_cache
+    from segmentation.training.validation import build_validation_set
+    from segmentation.weights import write_model
+
+    cache_dir = Path(settings.cache_dir).expanduser()
+    start = time.monotonic()
+    folder = build_training_cache(
+        data_root=data_root, cache_dir=cache_dir, params=preprocessing, n_cases=settings.n_cases, seed=settings.seed
+    )
+    data_seconds = time.monotonic() - start
+    validation_folder = build_validation_set(data_root=data_root, cache_dir=cache_dir)
+    monitor = monitoring_samples(validation_folder, preprocessing)
+    config = train_config(settings, steps=steps)
+    result = train_network(
+        cases=open_cache(folder), spec=architecture, params=preprocessing, config=config, validation=monitor
+    )
+    metadata = {
+        "description": "Right/left lung and COVID-19 GGO/consolidation segmentation of chest CT (research use only)",
+        "training": {
+            "from": "scratch",
+            "cache": folder.name,
+            "n_cases": settings.n_cases,
+            "seed": settings.seed,
+            "config": config_dict(config),
+            "data_seconds": round(data_seconds, 1),
+            "train_seconds": round(result.seconds, 1),
+            "torch_threads": config.threads,
+            "machine": platform.processor() or platform.machine(),
+            "final_validation": result.history[-1].get("validation", {}) if result.history else {},
+        },
+        "labels": {"lungs": {"1": "right_lung", "2": "left_lung"}, "lesions": {"1": "ggo", "2": "consolidation"}},
+    }
+    json_path = write_model(
+        directory=output_dir,
+        model_id=model_id,
+        state_dict=result.state_dict,
+        architecture=architecture,
+        preprocessing=preprocessing,
+        metadata=metadata,
+    )
+    return TrainOutcome(json_path, time.monotonic() - start, result.history)

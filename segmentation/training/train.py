@@ -1,0 +1,287 @@
+"""The training loop (CPU is enough): 2.5-D slices from cached cases, two heads, Dice + cross-entropy.
+
+Deterministic for a given cache, configuration and seed on one machine: one torch generator
+drives sampling and augmentation, ``torch.use_deterministic_algorithms`` is on, and the
+process uses a fixed number of threads.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from segmentation.network import LESION_CHANNELS, LUNG_CHANNELS, NetworkSpec, build_network
+from segmentation.preprocess import PreprocessParameters, context_stack
+from segmentation.synth.lesions import IGNORE_LABEL
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings (the ``segmentation.training`` config section)."""
+
+    steps: int
+    batch_size: int
+    learning_rate: float
+    weight_decay: float
+    warmup_steps: int
+    crop: tuple[int, int]
+    lesion_weight: float
+    augment_strength: float
+    lung_slice_fraction: float
+    seed: int
+    threads: int
+    validate_every: int
+
+
+@dataclass
+class CachedCase:
+    """A cached case opened with memory-mapping."""
+
+    name: str
+    image: np.ndarray
+    lungs: np.ndarray
+    lesions: np.ndarray
+    weight: float = 1.0
+    lung_slices: np.ndarray = field(default_factory=lambda: np.zeros(0, int))
+
+
+@dataclass
+class TrainResult:
+    state_dict: dict
+    history: list[dict]
+    seconds: float
+    steps: int
+
+
+def open_cache(folder: Path, *, weight: float = 1.0) -> list[CachedCase]:
+    """All cases of a cache folder (``index.json`` + ``case-*/``)."""
+    index = json.loads((Path(folder) / "index.json").read_text())
+    cases = []
+    for record in index["cases"]:
+        case_dir = Path(folder) / record["folder"]
+        lungs = np.load(case_dir / "lungs.npy", mmap_mode="r")
+        lung_slices = np.flatnonzero(np.asarray(lungs).reshape(lungs.shape[0], -1).max(axis=1) > 0)
+        cases.append(
+            CachedCase(
+                name=f"{record['background']}/{record['folder']}",
+                image=np.load(case_dir / "image.npy", mmap_mode="r"),
+                lungs=lungs,
+                lesions=np.load(case_dir / "lesions.npy", mmap_mode="r"),
+                weight=weight * float(record.get("weight", 1.0)),
+                lung_slices=lung_slices,
+            )
+        )
+    return cases
+
+
+class SliceSampler:
+    """Draws (input stack, lung target, lesion target) crops from cached cases."""
+
+    def __init__(self, cases: list[CachedCase], params: PreprocessParameters, config: TrainConfig, gen) -> None:
+        self.cases = cases
+        self.offsets = params.context_offsets
+        self.config = config
+        self.gen = gen
+        weights = np.array([c.weight for c in cases], float)
+        self.case_p = weights / weights.sum()
+
+    def _uniform(self) -> float:
+        import torch
+
+        return float(torch.rand(1, generator=self.gen))
+
+    def _randint(self, n: int) -> int:
+        import torch
+
+        return int(torch.randint(n, (1,), generator=self.gen))
+
+    def draw(self, n: int):
+        import torch
+
+        h, w = self.config.crop
+        c = len(self.offsets)
+        image = np.full((n, c, h, w), -1.0, np.float32)
+        lungs = np.zeros((n, h, w), np.int64)
+        lesions = np.zeros((n, h, w), np.int64)
+        cumulative = np.cumsum(self.case_p)
+        for i in range(n):
+            case = self.cases[int(min(np.searchsorted(cumulative, self._uniform()), len(self.cases) - 1))]
+            depth, ch, cw = case.image.shape
+            if case.lung_slices.size and self._uniform() < self.config.lung_slice_fraction:
+                z = int(case.lung_slices[self._randint(case.lung_slices.size)])
+            else:
+                z = self._randint(depth)
+            stack = context_stack(case.image, np.array([z]), self.offsets)[0].astype(np.float32)
+            # Random crop (or centred placement with random jitter when the slice is smaller).
+            y0 = self._randint(ch - h + 1) if ch > h else 0
+            x0 = self._randint(cw - w + 1) if cw > w else 0
+            ty = self._randint(h - ch + 1) if ch < h else 0
+            tx = self._randint(w - cw + 1) if cw < w else 0
+            sh, sw = min(h, ch), min(w, cw)
+            image[i, :, ty : ty + sh, tx : tx + sw] = stack[:, y0 : y0 + sh, x0 : x0 + sw]
+            lungs[i, ty : ty + sh, tx : tx + sw] = case.lungs[z, y0 : y0 + sh, x0 : x0 + sw]
+            lesions[i, ty : ty + sh, tx : tx + sw] = case.lesions[z, y0 : y0 + sh, x0 : x0 + sw]
+        return torch.from_numpy(image), torch.from_numpy(lungs), torch.from_numpy(lesions)
+
+
+def _dice_loss(probabilities, target, classes: tuple[int, ...], valid=None):
+    import torch
+
+    losses = []
+    for k in classes:
+        p = probabilities[:, k]
+        g = (target == k).float()
+        if valid is not None:
+            p = p * valid
+            g = g * valid
+        inter = (p * g).sum()
+        losses.append(1.0 - (2.0 * inter + 1.0) / (p.sum() + g.sum() + 1.0))
+    return torch.stack(losses).mean()
+
+
+def segmentation_loss(logits, lungs, lesions, *, lesion_weight: float):
+    """Cross-entropy + batch Dice for both heads; lesion voxels labelled 255 are ignored."""
+    import torch
+    import torch.nn.functional as F
+
+    lung_logits = logits[:, LUNG_CHANNELS]
+    lesion_logits = logits[:, LESION_CHANNELS]
+    lung_loss = F.cross_entropy(lung_logits, lungs) + _dice_loss(torch.softmax(lung_logits, 1), lungs, (1, 2))
+    valid = (lesions != IGNORE_LABEL).float()
+    target = torch.where(lesions == IGNORE_LABEL, torch.zeros_like(lesions), lesions)
+    ce = F.cross_entropy(lesion_logits, lesions, ignore_index=IGNORE_LABEL) if valid.any() else lesion_logits.sum() * 0
+    lesion_loss = ce + _dice_loss(torch.softmax(lesion_logits, 1), target, (1, 2), valid[:, None].squeeze(1))
+    return lung_loss + lesion_weight * lesion_loss, float(lung_loss.detach()), float(lesion_loss.detach())
+
+
+def predict_working(net, image: np.ndarray, offsets: tuple[int, ...], *, batch: int = 16) -> np.ndarray:
+    """Softmax of both heads for every working slice: (Z, 6, H, W) float32 (eval mode, no grad)."""
+    import torch
+
+    out = np.zeros((image.shape[0], 6) + image.shape[1:], np.float32)
+    with torch.inference_mode():
+        for z0 in range(0, image.shape[0], batch):
+            centres = np.arange(z0, min(image.shape[0], z0 + batch))
+            x = torch.from_numpy(context_stack(image, centres, offsets).astype(np.float32))
+            logits = net(x)
+            out[centres, 0:3] = torch.softmax(logits[:, LUNG_CHANNELS], 1).numpy()
+            out[centres, 3:6] = torch.softmax(logits[:, LESION_CHANNELS], 1).numpy()
+    return out
+
+
+def working_dice(prob: np.ndarray, lungs: np.ndarray, lesions: np.ndarray) -> dict[str, float]:
+    """Dice on the working grid (a quick validation signal while training)."""
+    lung_pred = np.argmax(prob[:, 0:3], axis=1)
+    lesion_pred = np.argmax(prob[:, 3:6], axis=1) * (lung_pred > 0)
+
+    def dice(a, b):
+        s = a.sum() + b.sum()
+        return float(2 * (a & b).sum() / s) if s else 1.0
+
+    valid = lesions != IGNORE_LABEL
+    return {
+        "right": dice(lung_pred == 1, lungs == 1),
+        "left": dice(lung_pred == 2, lungs == 2),
+        "lesion": dice((lesion_pred > 0) & valid, (lesions > 0) & valid),
+        "fraction_pred": float((lesion_pred > 0).sum() / max(1, (lung_pred > 0).sum())),
+        "fraction_true": float((lesions > 0).sum() / max(1, (lungs > 0).sum())),
+    }
+
+
+def train_network(
+    *,
+    cases: list[CachedCase],
+    spec: NetworkSpec,
+    params: PreprocessParameters,
+    config: TrainConfig,
+    init_state: dict | None = None,
+    validation: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]] | None = None,
+) -> TrainResult:
+    """Train (or fine-tune from ``init_state``) and return the final weights and a history."""
+    import torch
+
+    torch.set_num_threads(config.threads)
+    # Denormal floats in late training make CPU kernels several times slower; flush them to zero.
+    torch.set_flush_denormal(True)
+    torch.manual_seed(config.seed)
+    torch.use_deterministic_algorithms(True)
+    gen = torch.Generator().manual_seed(config.seed)
+    net = build_network(spec)
+    if init_state is not None:
+        net.load_state_dict(init_state)
+    optimiser = torch.optim.AdamW(net.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+
+    def lr_at(step: int) -> float:
+        if step < config.warmup_steps:
+            return config.learning_rate * (step + 1) / config.warmup_steps
+        progress = (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps)
+        return config.learning_rate * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+    from segmentation.training.augment import augment_batch
+
+    sampler = SliceSampler(cases, params, config, gen)
+    history: list[dict] = []
+    start = time.monotonic()
+    running = []
+    for step in range(config.steps):
+        net.train()
+        for group in optimiser.param_groups:
+            group["lr"] = lr_at(step)
+        t0 = time.perf_counter()
+        image, lungs, lesions = sampler.draw(config.batch_size)
+        image, lungs, lesions = augment_batch(image, lungs, lesions, gen, strength=config.augment_strength)
+        t1 = time.perf_counter()
+        logits = net(image)
+        loss, lung_loss, lesion_loss = segmentation_loss(logits, lungs, lesions, lesion_weight=config.lesion_weight)
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        optimiser.step()
+        running.append((float(loss.detach()), lung_loss, lesion_loss, t1 - t0, time.perf_counter() - t1))
+        last = step + 1 == config.steps
+        if (step + 1) % 50 == 0 or last:
+            mean = np.mean(running, axis=0)
+            running = []
+            log.info(
+                "step %d/%d loss %.4f (lung %.4f, lesion %.4f) lr %.2e %.0f s (data %.2f s, net %.2f s per step)",
+                step + 1,
+                config.steps,
+                mean[0],
+                mean[1],
+                mean[2],
+                lr_at(step),
+                time.monotonic() - start,
+                mean[3],
+                mean[4],
+            )
+            entry = {"step": step + 1, "loss": float(mean[0]), "lung": float(mean[1]), "lesion": float(mean[2])}
+            if validation and ((step + 1) % config.validate_every == 0 or last):
+                net.eval()
+                scores = {}
+                for name, v_image, v_lungs, v_lesions in validation:
+                    prob = predict_working(net, v_image, params.context_offsets)
+                    scores[name] = working_dice(prob, v_lungs, v_lesions)
+                entry["validation"] = scores
+                summary = {k: float(np.mean([s[k] for s in scores.values()])) for k in ("right", "left", "lesion")}
+                log.info("validation (working grid) %s", json.dumps({k: round(v, 4) for k, v in summary.items()}))
+            history.append(entry)
+    net.eval()
+    return TrainResult(
+        state_dict={k: v.detach().clone() for k, v in net.state_dict().items()},
+        history=history,
+        seconds=time.monotonic() - start,
+        steps=config.steps,
+    )
+
+
+def config_dict(config: TrainConfig) -> dict:
+    data = asdict(config)
+    data["crop"] = list(config.crop)
+    return data

@@ -1,0 +1,155 @@
+"""Scoring against reference masks and the evaluate command."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from pipeline.cli.main import main
+from pipeline.errors import LunglesionError
+from segmentation.evaluation import CSV_COLUMNS, compare, dice, summarise
+from segmentation.labelmap import LabelMap, Meaning
+from segmentation.result import LungSegmentation
+from segmentation.synth.phantom import make_phantom
+
+
+def _seg(lungs: np.ndarray, lesions: np.ndarray) -> LungSegmentation:
+    return LungSegmentation(
+        sitk.GetImageFromArray(lungs.astype(np.uint8)), sitk.GetImageFromArray(lesions.astype(np.uint8)), "m", ""
+    )
+
+
+def test_dice_values():
+    a = np.zeros(10, bool)
+    b = np.zeros(10, bool)
+    assert math.isnan(dice(a, b))
+    a[:4] = True
+    b[2:6] = True
+    assert dice(a, b) == pytest.approx(0.5)
+
+
+def test_compare_exact_numbers():
+    ref_lungs = np.zeros((2, 4, 10), np.uint8)
+    ref_lungs[:, :, :5] = 1
+    ref_lungs[:, :, 5:] = 2
+    ref_lesions = np.zeros_like(ref_lungs)
+    ref_lesions[:, :2, :2] = 1  # 8 voxels GGO
+    pred_lungs = ref_lungs.copy()
+    pred_lungs[:, :, 4] = 2  # one column of the right lung called left
+    pred_lesions = np.zeros_like(ref_lungs)
+    pred_lesions[:, :2, :1] = 1  # 4 of the 8
+    row = compare(_seg(pred_lungs, pred_lesions), ref_lungs, ref_lesions, voxel_ml=0.5)
+    assert row["dice_right_lung"] == pytest.approx(2 * 32 / (32 + 40))
+    assert row["dice_left_lung"] == pytest.approx(2 * 40 / (48 + 40))
+    assert row["dice_lungs"] == 1.0
+    assert row["dice_lesion"] == pytest.approx(2 * 4 / 12)
+    assert math.isnan(row["dice_consolidation"])
+    assert row["lesion_fraction_ref_pct"] == pytest.approx(10.0)
+    assert row["lesion_fraction_pred_pct"] == pytest.approx(5.0)
+    assert row["lesion_fraction_error_pp"] == pytest.approx(-5.0)
+    assert row["lung_ml_ref"] == pytest.approx(40.0)
+
+
+def test_summary_checks():
+    rows = [
+        {
+            "case": "a",
+            "status": "ok",
+            "dice_right_lung": 0.98,
+            "dice_left_lung": 0.99,
+            "dice_lesion": 0.85,
+            "lesion_fraction_ref_pct": 10.0,
+            "lesion_fraction_pred_pct": 11.0,
+            "lesion_fraction_error_pp": 1.0,
+            "dice_consolidation": 0.75,
+            "consolidation_fraction_ref_pct": 2.0,
+        },
+        {
+            "case": "b",
+            "status": "ok",
+            "dice_right_lung": 0.96,
+            "dice_left_lung": 0.99,
+            "dice_lesion": math.nan,
+            "lesion_fraction_ref_pct": 0.0,
+            "lesion_fraction_pred_pct": 0.7,
+            "lesion_fraction_error_pp": 0.7,
+        },
+        {"case": "c", "status": "NO_LUNG_FOUND"},
+    ]
+    summary = summarise(rows)
+    assert summary["failed"] == 1
+    assert summary["checks"]["lung_dice_right"]["pass"] is False
+    assert summary["checks"]["lung_dice_left"]["pass"] is True
+    assert summary["checks"]["lesion_dice"]["n"] == 1 and summary["checks"]["lesion_dice"]["pass"]
+    assert summary["checks"]["healthy_false_positives"]["worst"] == pytest.approx(0.7)
+    assert summary["checks"]["healthy_false_positives"]["pass"] is False
+
+
+def test_label_map_reading(tmp_path):
+    path = tmp_path / "map.yaml"
+    path.write_text("right_lung: 1\nleft_lung: [2]\nggo: [3, 5]\nconsolidation: 4\n")
+    label_map = LabelMap.read(path)
+    assert label_map.values[Meaning.GGO] == (3, 5) and label_map.values[Meaning.RIGHT_LUNG] == (1,)
+    path.write_text("lungs: 1\n")
+    with pytest.raises(LunglesionError, match="unknown name 'lungs'"):
+        LabelMap.read(path)
+    path.write_text("ggo: [1.5]\n")
+    with pytest.raises(LunglesionError, match="integer"):
+        LabelMap.read(path)
+
+
+def _write_case(folder, name, phantom, *, single_label=False):
+    image = phantom.image()
+    sitk.WriteImage(image, str(folder / f"{name}_ct.nii.gz"))
+    lungs = phantom.lung_image()
+    if single_label:
+        array = sitk.GetArrayFromImage(lungs) * 10  # 10 right, 20 left
+        label = sitk.GetImageFromArray(array.astype(np.uint8))
+        label.CopyInformation(lungs)
+        sitk.WriteImage(label, str(folder / f"{name}_label.nii.gz"))
+        return
+    sitk.WriteImage(lungs, str(folder / f"{name}_lungs.nii.gz"))
+    empty = sitk.Image(lungs.GetSize(), sitk.sitkUInt8)
+    empty.CopyInformation(lungs)
+    sitk.WriteImage(empty, str(folder / f"{name}_lesions.nii.gz"))
+
+
+def test_evaluate_command_with_the_classical_baseline(tmp_path, capsys):
+    cases = tmp_path / "cases"
+    cases.mkdir()
+    _write_case(cases, "p1", make_phantom(seed=1))
+    _write_case(cases, "p2", make_phantom(seed=2, touching=True))
+    out = tmp_path / "out"
+    code = main(["evaluate", str(cases), "--out", str(out), "--method", "classical", "--log-level", "WARNING"])
+    assert code == 0
+    with open(out / "evaluation.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [r["case"] for r in rows] == ["p1", "p2"]
+    assert list(rows[0].keys()) == list(CSV_COLUMNS)
+    assert all(float(r["dice_right_lung"]) > 0.98 and float(r["dice_left_lung"]) > 0.98 for r in rows)
+    assert all(float(r["lesion_fraction_ref_pct"]) == 0.0 for r in rows)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["cases"] == 2 and summary["failed"] == 0
+    assert "lung_dice_right" in (out / "summary.md").read_text()
+
+
+def test_evaluate_with_a_label_map(tmp_path):
+    cases = tmp_path / "cases"
+    cases.mkdir()
+    _write_case(cases, "p1", make_phantom(seed=3), single_label=True)
+    label_map = tmp_path / "map.json"
+    label_map.write_text(json.dumps({"right_lung": 10, "left_lung": 20}))
+    out = tmp_path / "out"
+    assert (
+        main(["evaluate", str(cases), "--out", str(out), "--method", "classical", "--label-map", str(label_map)]) == 0
+    )
+    assert main(["evaluate", str(cases), "--out", str(out), "--method", "classical"]) == 3  # no map: case fails
+
+
+def test_evaluate_rejects_a_missing_folder(tmp_path):
+    assert main(["evaluate", str(tmp_path / "nope"), "--out", str(tmp_path / "o")]) == 2

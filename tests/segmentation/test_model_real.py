@@ -1,0 +1,104 @@
+"""The shipped model on real CT from ../shared/data (skipped where the data are absent)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from pipeline.errors import ErrorCode, SegmentationError
+from segmentation import LesionLabel, LungLabel, segment
+from segmentation.classical import segment_lungs
+from segmentation.evaluation import dice
+from segmentation.grid import canonical_array
+from segmentation.synth.backgrounds import read_volume
+from segmentation.synth.lesions import DiffuseLesion, LesionPlan, Pattern, render
+
+pytestmark = pytest.mark.shared_data
+
+
+def _cip(shared_data):
+    folder = shared_data("cip-chest-imaging-platform")
+    image = sitk.ReadImage(str(folder / "ct-64.nrrd"))
+    region = sitk.GetArrayFromImage(sitk.ReadImage(str(folder / "lm-64.nrrd"))) & 255
+    return image, (region >= 12) & (region <= 14), (region >= 9) & (region <= 11)
+
+
+def test_cip_lungs_and_no_lesions(shared_data):
+    image, right, left = _cip(shared_data)
+    result = segment(image, device="cpu")
+    lungs = sitk.GetArrayFromImage(result.lungs)
+    lesions = sitk.GetArrayFromImage(result.lesions)
+    assert result.lungs.GetSize() == image.GetSize() and result.lungs.GetPixelID() == sitk.sitkUInt8
+    assert result.lungs.GetOrigin() == image.GetOrigin() and result.lungs.GetSpacing() == image.GetSpacing()
+    assert result.model_id == "lunglesion-seg-v1" and len(result.model_sha256) == 64
+    # 4 mm reference from another algorithm: agreement well above chance, right/left not swapped.
+    assert dice(lungs == LungLabel.RIGHT_LUNG, right) > 0.9
+    assert dice(lungs == LungLabel.LEFT_LUNG, left) > 0.9
+    volume_ml = (lungs > 0).sum() * np.prod(image.GetSpacing()) / 1000
+    assert 3000 < volume_ml < 7000
+    assert (lesions > 0).sum() / (lungs > 0).sum() < 0.01
+    assert not (lesions[lungs == 0]).any()
+
+
+def test_orientation_does_not_change_the_answer(shared_data):
+    image, _, _ = _cip(shared_data)
+    flipped = sitk.Flip(image, [True, False, True])  # same anatomy, reversed x and z storage order
+    a = sitk.GetArrayFromImage(segment(image, device="cpu").lungs)
+    b = sitk.GetArrayFromImage(segment(flipped, device="cpu").lungs)
+    assert np.array_equal(a, b[::-1, :, ::-1])
+
+
+def test_generated_lesion_fraction(shared_data):
+    """dlwpt (held out of training), 40 slices, a known bilateral GGO/consolidation lesion."""
+    image = read_volume(shared_data("dlwpt-chest-ct-dicom") / "2-LUNG_3.0_B70f-04083")
+    image = image[:, :, 30:70]
+    hu, canon = canonical_array(image, dtype=np.float32)
+    np.clip(hu, -1024, 3071, out=hu)
+    lungs = segment_lungs(hu, canon.spacing_zyx).lungs
+    plan = LesionPlan(
+        diffuse=(
+            DiffuseLesion(
+                fraction=0.25,
+                side=0,
+                pattern=Pattern.MIXED,
+                margin_mm=2.0,
+                posterior=1.5,
+                lower=1.0,
+                peripheral=1.0,
+                correlation_mm=25.0,
+                halo_mm=5.0,
+            ),
+        ),
+        seed=11,
+    )
+    lesioned = render(hu, lungs, canon.spacing_zyx, plan)
+    true_fraction = 100 * (lesioned.lesions > 0).sum() / (lungs > 0).sum()
+    assert 20 < true_fraction < 30
+    test_image = sitk.GetImageFromArray(np.ascontiguousarray(canon.backward(np.rint(lesioned.hu).astype(np.int16))))
+    test_image.CopyInformation(image)
+    result = segment(test_image, device="cpu")
+    pred_lungs = sitk.GetArrayFromImage(result.lungs)
+    pred_lesions = sitk.GetArrayFromImage(result.lesions)
+    ref_lungs = canon.backward(lungs)
+    ref_lesions = canon.backward(lesioned.lesions)
+    fraction = 100 * (pred_lesions > 0).sum() / (pred_lungs > 0).sum()
+    assert abs(fraction - true_fraction) < 3.0
+    assert dice(pred_lesions > 0, ref_lesions > 0) > 0.75
+    assert dice(pred_lungs == 1, ref_lungs == 1) > 0.95 and dice(pred_lungs == 2, ref_lungs == 2) > 0.95
+    # Both classes are found where they are.
+    assert dice(pred_lesions == LesionLabel.CONSOLIDATION, ref_lesions == LesionLabel.CONSOLIDATION) > 0.6
+
+
+def test_a_volume_without_lungs_is_refused():
+    image = sitk.GetImageFromArray(np.full((20, 64, 64), 40, np.int16))
+    image.SetSpacing((5.0, 5.0, 5.0))
+    with pytest.raises(SegmentationError) as info:
+        segment(image, device="cpu")
+    assert info.value.code is ErrorCode.NO_LUNG_FOUND
+
+
+def test_a_2d_image_is_refused():
+    with pytest.raises(SegmentationError) as info:
+        segment(sitk.Image(32, 32, sitk.sitkInt16), device="cpu")
+    assert info.value.code is ErrorCode.SEGMENTATION_FAILED
