@@ -21,7 +21,7 @@ class ErrorRow:
     """One row of ``errors.csv``."""
 
     level: str
-    """``file``, ``study`` or ``scan``."""
+    """``file``, ``study``, ``series`` (a series of a study without any usable one) or ``scan``."""
     error_code: str
     message: str
     patient_id: str = ""

@@ -66,6 +66,7 @@ def dask_client(options: ExecutionOptions) -> Iterator[Any]:
         if options.scheduler:
             log.info("connecting to the Dask scheduler at %s", options.scheduler)
             with Client(options.scheduler, timeout="30s") as client:
+                check_worker_versions(client)
                 yield client
             return
         log.info("starting a local Dask cluster with %d worker process(es)", options.workers)
@@ -81,6 +82,41 @@ def dask_client(options: ExecutionOptions) -> Iterator[Any]:
             Client(cluster) as client,
         ):
             yield client
+
+
+def check_worker_versions(client: Any) -> None:
+    """Refuse a cluster whose current workers lack this lunglesion version.
+
+    A worker without lunglesion cannot even unpickle a task, and Dask then retries forever
+    instead of failing; a different version would compute different results. Workers that
+    join later (adaptive or dask-jobqueue clusters) are not checked.
+
+    Raises
+    ------
+    ConfigError
+        Naming the workers and what they have.
+    """
+    from importlib.metadata import version
+
+    from pipeline import __version__
+    from pipeline.errors import ConfigError
+
+    # importlib.metadata.version is importable on any worker, with or without lunglesion.
+    found = client.run(version, "lunglesion", on_error="return")
+    if not found:
+        log.warning("the Dask cluster has no workers yet; their lunglesion version is not checked")
+        return
+    wrong = {
+        address: ("not installed" if isinstance(value, Exception) else value)
+        for address, value in sorted(found.items())
+        if isinstance(value, Exception) or value != __version__
+    }
+    if wrong:
+        listing = ", ".join(f"{address}: {value}" for address, value in wrong.items())
+        raise ConfigError(
+            f"{len(wrong)} of the {len(found)} Dask worker(s) do not run lunglesion {__version__} ({listing}); "
+            "install the same lunglesion version in the workers' environment"
+        )
 
 
 def run_tasks(

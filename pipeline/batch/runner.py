@@ -8,11 +8,13 @@ always reflect every finished scan of the inputs, whichever run or shard compute
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import os
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,13 +30,16 @@ from pipeline.batch.progress import Progress
 from pipeline.batch.provenance import utc_now, write_run_json
 from pipeline.batch.task import ScanOutcome, ScanTask, format_record, process_scan
 from pipeline.config import Settings, settings_hash
-from pipeline.errors import ErrorCode, LunglesionError
+from pipeline.errors import ConfigError, ErrorCode, LunglesionError
 from pipeline.exit_codes import ExitCode
 from pipeline.ingest.candidate import IndexResult, SeriesCandidate
-from pipeline.io.atomic import remove_stale_temporaries, write_text_atomic
+from pipeline.io.atomic import TMP_PREFIX, remove_stale_temporaries, write_text_atomic
 from pipeline.privacy import Pseudonymizer
 
 log = logging.getLogger(__name__)
+
+#: Lock file serialising the table rebuilds of concurrent parts (hidden, empty).
+TABLES_LOCK = ".lunglesion-tables.lock"
 
 
 @dataclass(frozen=True)
@@ -98,6 +103,59 @@ def _check_inputs(options: RunOptions) -> None:
             ErrorCode.CONFIG_INVALID,
             f"--part-id must be in 0..{options.num_parts - 1} for --num-parts {options.num_parts}",
         )
+
+
+def _pseudonymizer(secret: Path) -> Pseudonymizer:
+    """The keyed hash of ``--pseudonymize SECRET_FILE``; a missing or weak secret is a usage error."""
+    try:
+        return Pseudonymizer.from_file(secret)
+    except FileNotFoundError:
+        raise LunglesionError(ErrorCode.INPUT_NOT_FOUND, f"pseudonymisation secret file not found: {secret}") from None
+    except IsADirectoryError:
+        raise ConfigError(f"--pseudonymize: {secret} is a folder, expected a file holding the secret") from None
+    except ValueError as exc:
+        raise ConfigError(f"--pseudonymize: {exc}") from None
+
+
+def _log_removed(count: int) -> None:
+    if count:
+        log.info("removed %d temporary file(s) left by an interrupted run", count)
+
+
+def _names_any(name: str, candidates: list[SeriesCandidate]) -> bool:
+    """Whether a path names one of the candidates' scans (every per-scan file holds its scan id)."""
+    return any(c.scan_id in name for c in candidates)
+
+
+def _remove_temporaries(root: Path, *, keep: Callable[[str], bool]) -> int:
+    """Delete the atomic writers' leftovers under ``root`` whose relative path ``keep`` rejects."""
+    removed = 0
+    for tmp in root.rglob(f"{TMP_PREFIX}*"):
+        if tmp.is_file() and not keep(tmp.relative_to(root).as_posix()):
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+                removed += 1
+    return removed
+
+
+@contextlib.contextmanager
+def _tables_lock(out_dir: Path) -> Iterator[None]:
+    """Exclusive lock on the output folder's tables (POSIX ``flock``; a no-op where unavailable).
+
+    Parts of a job array (``--num-parts``) may finish at the same moment; without the lock one
+    part could replace the tables with a version built before the other part's last scan.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    with open(out_dir / TABLES_LOCK, "a") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 def _torch_threads(workers: int) -> int:
@@ -180,9 +238,7 @@ class BatchRun:
         self.started_at, self._t0 = utc_now(), time.perf_counter()
         cohort = read_cohort(options.cohort) if options.cohort else None
         secret = options.pseudonymize_secret
-        self.identity = PatientIdentity(
-            cohort=cohort, pseudonymizer=Pseudonymizer.from_file(secret) if secret else None
-        )
+        self.identity = PatientIdentity(cohort=cohort, pseudonymizer=_pseudonymizer(secret) if secret else None)
         self.out_dir = Path(options.out_dir)
         self.index: IndexResult | None = None
 
@@ -191,9 +247,9 @@ class BatchRun:
         from pipeline.ingest import index_inputs
 
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        stale = remove_stale_temporaries(self.out_dir)
-        if stale:
-            log.info("removed %d temporary file(s) left by an interrupted run", stale)
+        sharded = self.options.num_parts > 1
+        if not sharded:
+            _log_removed(remove_stale_temporaries(self.out_dir))
         self.index = index_inputs(list(self.options.inputs), settings=self.settings)
         index_seconds = time.perf_counter() - self._t0
         selected = list(self.index.selected)
@@ -202,33 +258,42 @@ class BatchRun:
             "indexed %d file(s): %d series, %d selected scan(s), %d in this part",
             self.index.n_files_seen, len(self.index.candidates), len(selected), len(mine),
         )
+        if sharded:
+            # Other parts may be writing into the same folder right now: only this part's
+            # leftovers are removed here, the tables' leftovers under the tables lock below.
+            _log_removed(_remove_temporaries(self.out_dir, keep=lambda name: not _names_any(name, mine)))
         model_id, model_sha = _model_identity(self.settings)
         tasks, reused = self._plan(mine, model_sha=model_sha)
         collector = self._compute(tasks, reused=reused, total=len(mine))
-        # Tables reflect every finished scan of these inputs (all parts), not only this run's.
-        records = [r for r in (_read_result(self.paths_for(c)) for c in selected) if r is not None]
-        error_rows = self._write_index_and_errors(records)
-        self._write_reports(records)
-
-        n_ok = sum(1 for r in records if r.get("status") == "ok")
-        n_failed = sum(1 for r in records if r.get("status") == "failed")
-        other_errors = sum(1 for r in error_rows if r.is_failure and r.level != "scan")
-        exit_code = ExitCode.SOME_FAILED if (n_failed or other_errors) else ExitCode.OK
-        counts = {
-            "files_seen": self.index.n_files_seen,
-            "series": len(self.index.candidates),
-            "scans_selected": len(selected),
-            "scans_in_this_part": len(mine),
-            "scans_computed": len(tasks),
-            "scans_reused": reused,
-            "scans_ok": n_ok,
-            "scans_failed": n_failed,
-            "other_errors": other_errors,
-        }
-        self._write_provenance(
-            counts=counts, exit_code=exit_code, index_seconds=index_seconds,
-            model=(model_id, model_sha), model_loads=sorted(collector.model_loads.values()),
-        )
+        with _tables_lock(self.out_dir):
+            if sharded:
+                _remove_temporaries(self.out_dir, keep=lambda name: _names_any(name, selected))
+            # Tables reflect every finished scan of these inputs (all parts), not only this run's.
+            # Parts of a job array build them one at a time (the lock), so the last one to do so
+            # sees every scan that any part finished.
+            records = [r for r in (_read_result(self.paths_for(c)) for c in selected) if r is not None]
+            error_rows = self._write_index_and_errors(records)
+            self._write_reports(records)
+            n_ok = sum(1 for r in records if r.get("status") == "ok")
+            n_failed = sum(1 for r in records if r.get("status") == "failed")
+            # Files and studies that could not be used (a study's series rows explain its one row).
+            other_errors = sum(1 for r in error_rows if r.is_failure and r.level in ("file", "study"))
+            exit_code = ExitCode.SOME_FAILED if (n_failed or other_errors) else ExitCode.OK
+            counts = {
+                "files_seen": self.index.n_files_seen,
+                "series": len(self.index.candidates),
+                "scans_selected": len(selected),
+                "scans_in_this_part": len(mine),
+                "scans_computed": len(tasks),
+                "scans_reused": reused,
+                "scans_ok": n_ok,
+                "scans_failed": n_failed,
+                "other_errors": other_errors,
+            }
+            self._write_provenance(
+                counts=counts, exit_code=exit_code, index_seconds=index_seconds,
+                model=(model_id, model_sha), model_loads=sorted(collector.model_loads.values()),
+            )
         log.info(
             "run finished: %d ok, %d failed, %d reused, %d other error(s); results in %s",
             n_ok, n_failed, reused, other_errors, self.out_dir,
@@ -323,6 +388,18 @@ class BatchRun:
                 patient_id=identity.record_patient_id(issue.patient_id), study_uid=issue.study_uid,
             )
             for issue in index.study_issues
+        ]
+        # The series of a study that has no usable series, each with its own reason (LOCALIZER,
+        # GANTRY_TILT, ...): the study row alone would hide which series failed and why.
+        unusable = {(i.patient_id, i.study_uid) for i in index.study_issues if i.code is ErrorCode.NO_CT_SERIES}
+        error_rows += [
+            ErrorRow(
+                level="series", error_code=c.error_code.value, message=c.reason,
+                patient_id=identity.record_patient_id(c.patient_id), study_uid=c.study_uid,
+                series_uid=c.series_uid, scan_id=c.scan_id, path=c.source_path,
+            )
+            for c in index.candidates
+            if not c.selected and c.error_code is not None and (c.patient_id, c.study_uid) in unusable
         ]
         error_rows += [
             ErrorRow(level="file", error_code=issue.code.value, message=issue.message, path=issue.path)

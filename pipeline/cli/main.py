@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from pipeline import __version__
-from pipeline.cli import evaluate_cmd, index_cmd, report_cmd, run_cmd, train_cmd
+from pipeline.cli import demo_cmd, evaluate_cmd, index_cmd, report_cmd, run_cmd, train_cmd
 from pipeline.cli.common import common_parser
 from pipeline.errors import ErrorCode, LunglesionError
 from pipeline.exit_codes import ExitCode
@@ -17,7 +17,7 @@ from pipeline.logs import configure_logging
 log = logging.getLogger(__name__)
 
 #: Sub-command modules; each exposes ``register(subparsers, parents)`` which sets ``func``.
-COMMANDS: tuple = (run_cmd, index_cmd, report_cmd, train_cmd, evaluate_cmd)
+COMMANDS: tuple = (run_cmd, index_cmd, report_cmd, train_cmd, evaluate_cmd, demo_cmd)
 
 #: Errors caused by what the user asked for (exit 2), as opposed to per-scan failures.
 USAGE_ERRORS = {ErrorCode.CONFIG_INVALID, ErrorCode.COHORT_INVALID, ErrorCode.INPUT_NOT_FOUND}

@@ -64,7 +64,9 @@ def _overlay(ax, ct: np.ndarray, lungs: np.ndarray, lesions: np.ndarray, *, aspe
     for label, color in ((LungLabel.RIGHT_LUNG, COLORS["right"]), (LungLabel.LEFT_LUNG, COLORS["left"])):
         mask = (lungs == label).astype(np.uint8)
         if mask.any():
-            ax.contour(mask, levels=[0.5], colors=[color], linewidths=0.9, origin=origin)
+            # No ``origin`` here: contour's default puts mask[0, 0] at data (0, 0), where imshow
+            # puts pixel [0, 0] whichever its origin ("upper" would flip the outline vertically).
+            ax.contour(mask, levels=[0.5], colors=[color], linewidths=0.9)
     ax.set_axis_off()
 
 

@@ -14,7 +14,11 @@ Main entry points
 :func:`write_localizer`, :func:`write_reformat`, :func:`write_secondary_capture`, :func:`write_dose_report`
     The non-analysable neighbours of a CT series.
 :func:`chest_phantom`
-    A small analytic chest phantom in HU with lung and lesion labels.
+    A small analytic chest phantom in HU with lung and lesion labels (unit tests).
+:func:`build_thorax` / :meth:`ThoraxAnatomy.render`, :func:`thorax_phantom`
+    A realistic adult thorax (ribs, spine, mediastinum, vessels, airways, CT noise) with
+    COVID-19-like lesions of a requested burden and exact labels (:mod:`pipeline.synthetic.thorax`;
+    end-to-end tests and ``lunglesion demo``).
 """
 
 from pipeline.synthetic.ct_series import WrittenSeries, slice_frames, write_ct_series, write_enhanced_ct
@@ -35,6 +39,7 @@ from pipeline.synthetic.spec import (
     Study,
     deterministic_uid,
 )
+from pipeline.synthetic.thorax import ThoraxAnatomy, ThoraxPhantom, ThoraxSpec, build_thorax, thorax_phantom
 
 __all__ = [
     "ChestPhantom",
@@ -45,10 +50,15 @@ __all__ = [
     "Quirks",
     "Series",
     "Study",
+    "ThoraxAnatomy",
+    "ThoraxPhantom",
+    "ThoraxSpec",
     "WrittenSeries",
+    "build_thorax",
     "chest_phantom",
     "deterministic_uid",
     "slice_frames",
+    "thorax_phantom",
     "write_ct_series",
     "write_dose_report",
     "write_enhanced_ct",

@@ -30,3 +30,27 @@ def test_qc_index_links_every_scan_and_escapes_text(tmp_path):
     assert "sub-a &lt;b&gt;" in page and "sub-a <b>" not in page
     assert 'class="card failed"' in page
     assert Path(qc / "index.html").exists()
+
+
+def test_lung_outlines_lie_over_the_lung_in_both_view_orientations():
+    """The outline of a lung in the top rows of a slice is drawn at those rows, not mirrored."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from pipeline.outputs.qc import _overlay
+
+    ct = np.zeros((20, 30), dtype=np.float32)
+    lungs = np.zeros((20, 30), dtype=np.uint8)
+    lungs[2:6, 4:10] = 1  # rows 2..5 only
+    lesions = np.zeros_like(lungs)
+    for lower in (False, True):
+        fig, ax = plt.subplots()
+        _overlay(ax, ct, lungs, lesions, aspect=1.0, lower=lower)
+        vertices = np.concatenate([path.vertices for path in ax.collections[-1].get_paths()])
+        plt.close(fig)
+        # The 0.5 level runs half a pixel outside the mask: rows 1.5..5.5, columns 3.5..9.5.
+        assert vertices[:, 1].min() >= 1.5 - 1e-6 and vertices[:, 1].max() <= 5.5 + 1e-6, lower
+        assert vertices[:, 0].min() >= 3.5 - 1e-6 and vertices[:, 0].max() <= 9.5 + 1e-6, lower

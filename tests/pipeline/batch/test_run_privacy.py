@@ -1,0 +1,66 @@
+"""Patient identifiers in the outputs and logs of ``lunglesion run``."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+from tests.pipeline.batch.conftest import (
+    ALL_OUTPUTS,
+    COHORT_ID_A,
+    DICOM_ID_A,
+    DICOM_ID_EVIL,
+    NAME_A,
+    NAME_EVIL,
+    finished_run,
+    read_csv,
+)
+
+#: Every spelling of an original identifier that must not survive pseudonymisation: the IDs,
+#: the names' parts, and what a file-name sanitiser would make of the ``../../etc/x`` ID.
+FORBIDDEN = (
+    DICOM_ID_A, COHORT_ID_A, DICOM_ID_EVIL, "etc/x", "etc_x", "etcx",
+    *NAME_A.split("^"), *NAME_EVIL.split("^"),
+)
+
+
+def _leaks(data: bytes) -> list[str]:
+    return [word for word in FORBIDDEN if word.encode() in data]
+
+
+def test_pseudonymized_outputs_hold_no_original_identifier_anywhere(tmp_path, reference_input):
+    secret = tmp_path / "secret.key"
+    secret.write_text("correct horse battery staple, but longer\n")
+    out = tmp_path / "out"
+    run = finished_run(out, reference_input.dicom, "--cohort", reference_input.cohort, "--pseudonymize", secret,
+                       "--outputs", ALL_OUTPUTS)
+    assert run.returncode == 0, run.stderr[-3000:]
+
+    files = [p for p in out.rglob("*") if p.is_file()]
+    assert len(files) > 20
+    for path in files:
+        relative = path.relative_to(out).as_posix()
+        assert not _leaks(relative.encode()), relative
+        data = path.read_bytes()
+        assert not _leaks(data), (relative, _leaks(data))
+        if path.suffix == ".gz":
+            assert not _leaks(gzip.decompress(data)), relative
+    assert not _leaks(run.stderr.encode()) and not _leaks(run.stdout.encode())
+
+    scans = read_csv(out / "scans.csv")
+    pseudonyms = {r["patient_id"] for r in scans}
+    assert len(pseudonyms) == 2 and all(p.startswith("sub") and len(p) == 15 for p in pseudonyms)
+    # The cohort's infusions still apply to the pseudonymised patient: timepoints are linked.
+    assert sorted(r["phase"] for r in scans if r["phase"]) == ["baseline", "follow_up"]
+    # The same secret gives the same pseudonyms (runs can be resumed and merged).
+    again = finished_run(tmp_path / "again", reference_input.dicom, "--cohort", reference_input.cohort,
+                         "--pseudonymize", secret)
+    assert again.returncode == 0
+    assert {r["patient_id"] for r in read_csv(tmp_path / "again" / "scans.csv")} == pseudonyms
+
+
+def test_logs_carry_no_identifier_by_default(reference_run):
+    """Without --log-phi the run's log names scans by scan id only (the outputs do carry IDs)."""
+    assert reference_run.returncode == 0
+    assert not _leaks(reference_run.stderr.encode()), _leaks(reference_run.stderr.encode())
+    assert DICOM_ID_EVIL in Path(reference_run.out / "scans.csv").read_text()
