@@ -53,14 +53,16 @@ def run(args: argparse.Namespace) -> int:
     summary = result.summary
     results = result.results_dir
     inputs = result.inputs
+    design = result.design
     n_patients = len({row.patient_id for row in result.rows})
     generated = "reused" if inputs.reused else f"generated in {result.generate_seconds:.0f} s"
+    days = ", ".join(f"{day:g}" for day in design.infusion_days)
     print(
         f"\nlunglesion demo: {len(result.rows)} synthetic chest CTs of {n_patients} patients "
         f"({generated}), pipeline run in {result.run_seconds:.0f} s: "
         f"{summary.scans_ok} ok, {summary.scans_failed} failed, {summary.scans_reused} reused.\n"
         f"\ninput (what a hospital archive would hold):\n"
-        f"  {inputs.dicom_dir}   DICOM: one 5 mm chest CT and one scout per visit\n"
+        f"  {inputs.dicom_dir}   DICOM: one {design.spacing[2]:g} mm chest CT and one scout per visit\n"
         f"  {inputs.cohort_csv}   infusions per patient\n"
         f"  {inputs.truth_csv}   the true volumes of every CT\n"
         f"\nresults (what lunglesion wrote):\n"
@@ -73,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
         f"  {results / 'seg'}/   DICOM SEG (PACS, OHIF, 3D Slicer)\n"
         f"  {results / 'errors.csv'}, {results / 'index.csv'}, {results / 'run.json'}\n"
         f"\nTrue vs measured lesion burden (% of lung volume) and response to treatment "
-        f"(infusions on days 0, 2, 4):\n"
+        f"(infusions on days {days}):\n"
     )
     print(format_table(result.rows))
     print()

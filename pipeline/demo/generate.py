@@ -139,7 +139,9 @@ def write_demo_inputs(folder: Path, *, design: DemoDesign = DEFAULT_DESIGN) -> D
         manifest_path,
         json.dumps({"digest": digest, "generator": GENERATOR_VERSION, "n_scans": len(truth)}, indent=2) + "\n",
     )
-    return DemoInputs(folder, folder / DICOM_DIR, folder / COHORT_CSV, folder / TRUTH_CSV, tuple(truth), reused=False)
+    # Returned as written (rounded like the CSV), so a reused generation gives equal rows.
+    written = _read_truth(folder / TRUTH_CSV)
+    return DemoInputs(folder, folder / DICOM_DIR, folder / COHORT_CSV, folder / TRUTH_CSV, written, reused=False)
 
 
 def _read_manifest(path: Path) -> dict | None:

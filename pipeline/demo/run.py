@@ -9,7 +9,8 @@ from pathlib import Path
 
 from pipeline.batch.outputs import OutputFormat
 from pipeline.config import Settings
-from pipeline.demo.design import DEFAULT_DESIGN, DemoDesign
+from pipeline.demo import design as designs
+from pipeline.demo.design import DemoDesign
 from pipeline.demo.generate import DemoInputs, write_demo_inputs
 from pipeline.demo.summary import ComparisonRow, compare
 
@@ -27,13 +28,15 @@ class DemoOptions:
     workers: int = 1
     device: str = "auto"
     force: bool = False
-    design: DemoDesign = DEFAULT_DESIGN
+    design: DemoDesign | None = None
+    """The cohort to generate; ``None``: :data:`pipeline.demo.design.DEFAULT_DESIGN`."""
 
 
 @dataclass(frozen=True)
 class DemoResult:
     """Where everything went, how the run ended, and the comparison with the truth."""
 
+    design: DemoDesign
     inputs: DemoInputs
     results_dir: Path
     summary: object
@@ -52,8 +55,9 @@ def run_demo(options: DemoOptions, *, settings: Settings) -> DemoResult:
     from pipeline.batch.runner import RunOptions, run_batch
 
     out_dir = Path(options.out_dir)
+    design = options.design or designs.DEFAULT_DESIGN
     started = time.perf_counter()
-    inputs = write_demo_inputs(out_dir / INPUT_DIR, design=options.design)
+    inputs = write_demo_inputs(out_dir / INPUT_DIR, design=design)
     generated = time.perf_counter()
     results = out_dir / RESULTS_DIR
     summary = run_batch(
@@ -71,6 +75,7 @@ def run_demo(options: DemoOptions, *, settings: Settings) -> DemoResult:
     finished = time.perf_counter()
     rows = compare(inputs.truth, results / "scans.csv", settings=settings.timepoints.response)
     return DemoResult(
+        design=design,
         inputs=inputs,
         results_dir=results,
         summary=summary,
