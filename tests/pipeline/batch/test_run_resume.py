@@ -16,6 +16,7 @@ from tests.pipeline.batch.conftest import (
     LUNGLESION,
     csv_tables,
     finished_run,
+    read_csv,
 )
 
 
@@ -51,20 +52,20 @@ def test_run_killed_part_way_then_rerun_ends_like_an_uninterrupted_run(tmp_path,
     assert not list(out.rglob(".tmp-*")), "temporary files left behind"
 
 
-def test_two_parts_run_at_the_same_time_into_one_folder_equal_one_full_run(tmp_path, reference_run, reference_input):
+def test_three_parts_run_at_the_same_time_into_one_folder_equal_one_full_run(tmp_path, reference_run, reference_input):
     out = tmp_path / "out"
     processes = []
-    for part in (0, 1):
+    for part in range(3):
         args = ["run", reference_input.dicom, "--cohort", reference_input.cohort, "--workers", 1,
-                "--num-parts", 2, "--part-id", part, "--out", out]
+                "--num-parts", 3, "--part-id", part, "--out", out]
         processes.append(
             subprocess.Popen([str(LUNGLESION), *(str(a) for a in args)],
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         )
     logs = [p.communicate(timeout=600)[1] for p in processes]
-    assert [p.returncode for p in processes] == [0, 0], logs[0][-2000:] + logs[1][-2000:]
+    assert [p.returncode for p in processes] == [0, 0, 0], "\n".join(log[-2000:] for log in logs)
     in_part = [int(re.search(r"(\d+) in this part", log).group(1)) for log in logs]
-    assert sum(in_part) == 3  # the parts split the three scans between them
+    assert sum(in_part) == 3 and max(in_part) < 3  # the parts split the three scans between them
     assert len(list(out.glob("scans/*/done.json"))) == 3
     assert csv_tables(out) == csv_tables(reference_run.out)
 
@@ -74,6 +75,7 @@ def test_parts_run_one_after_the_other_fill_the_tables_step_by_step(tmp_path, re
 
     out = tmp_path / "out"
     scan_ids = sorted(p.parent.name for p in reference_run.out.glob("scans/*/done.json"))
+    assert len({shard_of(s, 3) for s in scan_ids}) == 2  # two parts have work, one has none
     base = (reference_input.dicom, "--cohort", reference_input.cohort, "--workers", 1, "--num-parts", 3)
     for part in range(3):
         run = finished_run(out, *base, "--part-id", part)
@@ -81,8 +83,9 @@ def test_parts_run_one_after_the_other_fill_the_tables_step_by_step(tmp_path, re
         expected = sorted(s for s in scan_ids if shard_of(s, 3) <= part)
         assert sorted(p.parent.name for p in out.glob("scans/*/done.json")) == expected
         counts = json.loads((out / "run.json").read_text())["counts"]
-        assert counts["scans_in_this_part"] == sum(shard_of(s, 3) == part for s in scan_ids)
+        assert counts["scans_in_this_part"] == counts["scans_computed"] == sum(shard_of(s, 3) == part for s in scan_ids)
         assert counts["scans_ok"] == len(expected)  # the tables hold every scan finished so far
+        assert len(read_csv(out / "scans.csv")) == len(expected)
     assert csv_tables(out) == csv_tables(reference_run.out)
 
 
