@@ -167,9 +167,20 @@ def test_dicom_seg_reads_back_equal_to_the_nifti_labels_frame_by_frame(reference
         for number, mask in expected.items():
             for k in np.flatnonzero(mask.any(axis=(1, 2))):
                 assert (number, int(k)) in seen, (row["scan_id"], number, k)
-        # highdicom's own reader agrees with the frame-by-frame reading.
+        # highdicom's own reading as a volume agrees too, placed by its affine on the CT grid.
         volume = seg.get_volume(combine_segments=False)
-        assert volume.array.shape[-1] == 4
+        assert volume.array.shape[1:] == (labels.shape[1], labels.shape[2], 4)
+        covered = set()
+        for i in range(volume.array.shape[0]):
+            corner = volume.affine @ np.array([i, 0.0, 0.0, 1.0])
+            index = image.TransformPhysicalPointToContinuousIndex(tuple(float(v) for v in corner[:3]))
+            assert np.allclose(index[:2], 0.0, atol=1e-3)
+            k = int(round(index[2]))
+            covered.add(k)
+            for number, mask in expected.items():
+                assert np.array_equal(volume.array[i, :, :, number - 1].astype(bool), mask[k]), (number, k)
+        outside = [k for k in range(labels.shape[0]) if k not in covered]
+        assert not any(mask[outside].any() for mask in expected.values())
 
 
 def test_patient_id_with_path_traversal_stays_inside_the_output_folder(reference_run, reference_input):
