@@ -35,7 +35,7 @@ def register(subparsers: argparse._SubParsersAction, parents: list[argparse.Argu
 def run(args: argparse.Namespace) -> int:
     from pipeline.cli.common import settings_from_args
     from pipeline.demo.run import DemoOptions, run_demo
-    from pipeline.demo.summary import format_table
+    from pipeline.demo.summary import agreement, format_table
 
     settings = settings_from_args(args)
     workers = args.workers if args.workers is not None else settings.run.workers
@@ -78,5 +78,13 @@ def run(args: argparse.Namespace) -> int:
         f"(infusions on days {days}):\n"
     )
     print(format_table(result.rows))
+    summary_of = agreement(result.rows)
+    if summary_of.n_measured:
+        print(
+            f"\nmeasured - true lesion %: mean |difference| {summary_of.mean_abs_difference_pp:.1f} pp, "
+            f"largest {summary_of.max_abs_difference_pp:.1f} pp over {summary_of.n_measured} scans; "
+            f"response label as the truth's for {summary_of.n_responses_agree} of {summary_of.n_responses} scans "
+            f"(rules: timepoints.response in the configuration)."
+        )
     print()
     return int(summary.exit_code)

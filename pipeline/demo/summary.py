@@ -89,6 +89,32 @@ def compare(truth: Sequence[TruthRow], scans_csv: Path, *, settings: ResponseSet
     return rows
 
 
+@dataclass(frozen=True)
+class Agreement:
+    """How close the measurements came to the truth over the demo cohort."""
+
+    n_measured: int
+    mean_abs_difference_pp: float | None
+    """Mean |measured - true| lesion %, percentage points, over the measured scans."""
+    max_abs_difference_pp: float | None
+    n_responses: int
+    """Scans with a true response label (after the first infusion)."""
+    n_responses_agree: int
+
+
+def agreement(rows: Sequence[ComparisonRow]) -> Agreement:
+    """Summarise the comparison: lesion % error and how many response labels match the truth."""
+    differences = [abs(r.difference_pp) for r in rows if r.difference_pp is not None]
+    labelled = [r for r in rows if r.true_response]
+    return Agreement(
+        n_measured=len(differences),
+        mean_abs_difference_pp=sum(differences) / len(differences) if differences else None,
+        max_abs_difference_pp=max(differences) if differences else None,
+        n_responses=len(labelled),
+        n_responses_agree=sum(1 for r in labelled if r.measured_response == r.true_response),
+    )
+
+
 def _number(text: str | None) -> float | None:
     if text is None or text == "":
         return None

@@ -1,8 +1,8 @@
 """A synthetic adult thorax in HU with exact lung and COVID-19-like lesion labels.
 
 Built for the demo cohort and the end-to-end tests: realistic enough in size, anatomy and HU
-that a chest-CT segmenter sees a chest, cheap enough (about a second for 256 x 256 x 60) to
-generate a cohort on a laptop. Not a substitute for real CT: shapes are analytic and the
+that a chest-CT segmenter sees a chest, cheap enough (1-2 s to build a 256 x 256 x 60 patient,
+0.2 s per rendered scan, on one core) to generate a cohort on a laptop. Not a substitute for real CT: shapes are analytic and the
 texture is random.
 
 Anatomy (all sizes in mm, scaled by :attr:`ThoraxSpec.scale`):

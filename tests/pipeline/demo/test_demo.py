@@ -10,7 +10,7 @@ import pytest
 from metrics.settings import ResponseSettings
 from pipeline.demo.design import DEFAULT_DESIGN, DemoDesign, DemoPatient, DemoScan
 from pipeline.demo.generate import TruthRow, write_demo_inputs
-from pipeline.demo.summary import compare, format_table, true_responses
+from pipeline.demo.summary import agreement, compare, format_table, true_responses
 from pipeline.errors import ConfigError
 
 #: Two patients, two scans each, on a coarse grid: the whole pipeline in well under a minute.
@@ -95,6 +95,9 @@ def test_comparison_joins_measurements_by_series_and_shows_failures(tmp_path):
         writer.writerow(["1.2", "ok", "", "11.5000", "3900.000", "follow_up", "improved"])
         writer.writerow(["1.1", "failed", "NO_LUNG_FOUND", "", "", "pre", ""])
     rows = compare(truth, scans, settings=RULES)
+    summary = agreement(rows)
+    assert (summary.n_measured, summary.n_responses, summary.n_responses_agree) == (1, 1, 1)
+    assert summary.mean_abs_difference_pp == pytest.approx(1.5) == summary.max_abs_difference_pp
     assert [(r.status, r.measured_lesion_pct, r.true_response, r.measured_response) for r in rows] == [
         ("failed", None, "", ""), ("ok", 11.5, "improved", "improved"),
     ]
@@ -137,6 +140,7 @@ def test_demo_command_runs_the_whole_pipeline_and_prints_true_and_measured(tmp_p
         assert f"{float(scan['lesion_pct']):.1f}" in line.split()
         assert scan["phase"] in line.split()
     assert str(results / "qc" / "index.html") in printed
+    assert "measured - true lesion %: mean |difference|" in printed and "over 4 scans" in printed
 
     # A second demo reuses the input and every finished scan.
     assert main(["demo", "--out", str(out), "--log-level", "WARNING"]) == 0
