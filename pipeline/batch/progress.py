@@ -64,9 +64,7 @@ class Progress:
             return None
         return (time.monotonic() - self._start) / computed * self.remaining
 
-    def update(
-        self, *, scan_id: str, status: str, seconds: float | None = None, reused: bool = False
-    ) -> None:
+    def update(self, *, scan_id: str, status: str, seconds: float | None = None, reused: bool = False) -> None:
         """Record one finished scan (``status`` is ``ok`` or ``failed``)."""
         if reused:
             self.skipped += 1

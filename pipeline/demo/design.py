@@ -70,21 +70,33 @@ _DAYS = (-23 / 24, 28 / 24, 76 / 24, 144 / 24)
 DEFAULT_DESIGN = DemoDesign(
     patients=(
         DemoPatient(
-            patient_id="P01", dicom_patient_id="DEMO-0001", scale=1.0, seed=101, course="improving",
+            patient_id="P01",
+            dicom_patient_id="DEMO-0001",
+            scale=1.0,
+            seed=101,
+            course="improving",
             scans=tuple(
                 DemoScan(day, pct, cons)
                 for day, pct, cons in zip(_DAYS, (24.0, 16.0, 9.0, 4.0), (0.35, 0.3, 0.2, 0.1), strict=True)
             ),
         ),
         DemoPatient(
-            patient_id="P02", dicom_patient_id="DEMO-0002", scale=0.95, seed=202, course="stable",
+            patient_id="P02",
+            dicom_patient_id="DEMO-0002",
+            scale=0.95,
+            seed=202,
+            course="stable",
             scans=tuple(
                 DemoScan(day, pct, cons)
                 for day, pct, cons in zip(_DAYS, (10.0, 10.5, 9.5, 10.0), (0.2, 0.2, 0.2, 0.2), strict=True)
             ),
         ),
         DemoPatient(
-            patient_id="P03", dicom_patient_id="DEMO-0003", scale=1.05, seed=303, course="worsening",
+            patient_id="P03",
+            dicom_patient_id="DEMO-0003",
+            scale=1.05,
+            seed=303,
+            course="worsening",
             scans=tuple(
                 DemoScan(day, pct, cons)
                 for day, pct, cons in zip(_DAYS, (5.0, 9.0, 15.0, 22.0), (0.1, 0.2, 0.3, 0.4), strict=True)

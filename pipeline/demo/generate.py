@@ -38,8 +38,19 @@ TRUTH_CSV = "truth.csv"
 DICOM_DIR = "dicom"
 
 TRUTH_COLUMNS = (
-    "patient_id", "dicom_patient_id", "course", "scan_datetime", "days_from_first_infusion", "study_uid",
-    "series_uid", "lung_ml", "ggo_ml", "consolidation_ml", "lesion_ml", "lesion_pct", "ggo_pct",
+    "patient_id",
+    "dicom_patient_id",
+    "course",
+    "scan_datetime",
+    "days_from_first_infusion",
+    "study_uid",
+    "series_uid",
+    "lung_ml",
+    "ggo_ml",
+    "consolidation_ml",
+    "lesion_ml",
+    "lesion_pct",
+    "ggo_pct",
     "consolidation_pct",
 )
 
@@ -82,9 +93,7 @@ class TruthRow:
         return cls(**kwargs)  # type: ignore[arg-type]
 
 
-_TEXT_COLUMNS = frozenset(
-    {"patient_id", "dicom_patient_id", "course", "scan_datetime", "study_uid", "series_uid"}
-)
+_TEXT_COLUMNS = frozenset({"patient_id", "dicom_patient_id", "course", "scan_datetime", "study_uid", "series_uid"})
 
 
 @dataclass(frozen=True)
@@ -225,8 +234,15 @@ def _write_cohort_csv(path: Path, design: DemoDesign) -> None:
     writer.writerow(["patient_id", "event", "datetime", "dicom_patient_id", "note"])
     for patient in design.patients:
         admission = design.first_infusion.date() - timedelta(days=2)
-        writer.writerow([patient.patient_id, "admission", admission.isoformat(), patient.dicom_patient_id,
-                         f"synthetic demo patient, {patient.course}"])
+        writer.writerow(
+            [
+                patient.patient_id,
+                "admission",
+                admission.isoformat(),
+                patient.dicom_patient_id,
+                f"synthetic demo patient, {patient.course}",
+            ]
+        )
         for dose, moment in enumerate(design.infusion_times(), start=1):
             writer.writerow([patient.patient_id, "infusion", _minutes(moment), "", f"UC-MSC dose {dose}"])
     write_text_atomic(path, buffer.getvalue())

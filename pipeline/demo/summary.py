@@ -123,8 +123,19 @@ def _number(text: str | None) -> float | None:
 
 def format_table(rows: Sequence[ComparisonRow]) -> str:
     """A plain-text table of the comparison (what ``lunglesion demo`` prints)."""
-    header = ("patient", "course", "day", "phase", "lung mL true", "measured", "lesion % true", "measured",
-              "diff (pp)", "response true", "measured")
+    header = (
+        "patient",
+        "course",
+        "day",
+        "phase",
+        "lung mL true",
+        "measured",
+        "lesion % true",
+        "measured",
+        "diff (pp)",
+        "response true",
+        "measured",
+    )
     lines = [header]
     for row in rows:
         if row.status != "ok":
@@ -134,11 +145,21 @@ def format_table(rows: Sequence[ComparisonRow]) -> str:
             measured_pct = _fmt(row.measured_lesion_pct, 1)
             measured_lung = _fmt(row.measured_lung_ml, 0)
             diff = _fmt(row.difference_pp, 1, signed=True)
-        lines.append((
-            row.patient_id, row.course, f"{row.days_from_first_infusion:+.1f}", row.phase or "-",
-            f"{row.true_lung_ml:.0f}", measured_lung, f"{row.true_lesion_pct:.1f}", measured_pct, diff,
-            row.true_response or "-", row.measured_response or "-",
-        ))
+        lines.append(
+            (
+                row.patient_id,
+                row.course,
+                f"{row.days_from_first_infusion:+.1f}",
+                row.phase or "-",
+                f"{row.true_lung_ml:.0f}",
+                measured_lung,
+                f"{row.true_lesion_pct:.1f}",
+                measured_pct,
+                diff,
+                row.true_response or "-",
+                row.measured_response or "-",
+            )
+        )
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     text = []
     for number, line in enumerate(lines):

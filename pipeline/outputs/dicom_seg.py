@@ -179,10 +179,24 @@ def write_dicom_seg(
 _EMPTIED = ("PatientBirthDate", "PatientSex", "AccessionNumber", "ReferringPhysicianName", "StudyID")
 #: Optional identifying attributes: removed when pseudonymising.
 _REMOVED = (
-    "OtherPatientIDs", "OtherPatientIDsSequence", "OtherPatientNames", "PatientBirthTime", "PatientAddress",
-    "PatientTelephoneNumbers", "PatientMotherBirthName", "MedicalRecordLocator", "IssuerOfPatientID",
-    "InstitutionName", "InstitutionAddress", "InstitutionalDepartmentName", "PhysiciansOfRecord",
-    "PerformingPhysicianName", "OperatorsName", "PatientAge", "PatientWeight", "PatientSize",
+    "OtherPatientIDs",
+    "OtherPatientIDsSequence",
+    "OtherPatientNames",
+    "PatientBirthTime",
+    "PatientAddress",
+    "PatientTelephoneNumbers",
+    "PatientMotherBirthName",
+    "MedicalRecordLocator",
+    "IssuerOfPatientID",
+    "InstitutionName",
+    "InstitutionAddress",
+    "InstitutionalDepartmentName",
+    "PhysiciansOfRecord",
+    "PerformingPhysicianName",
+    "OperatorsName",
+    "PatientAge",
+    "PatientWeight",
+    "PatientSize",
 )
 
 

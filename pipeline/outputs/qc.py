@@ -56,8 +56,15 @@ def _overlay(ax, ct: np.ndarray, lungs: np.ndarray, lesions: np.ndarray, *, aspe
     from matplotlib.colors import ListedColormap
 
     origin = "lower" if lower else "upper"
-    ax.imshow(ct, cmap="gray", vmin=LUNG_WINDOW[0], vmax=LUNG_WINDOW[1], aspect=aspect, origin=origin,
-              interpolation="bilinear")
+    ax.imshow(
+        ct,
+        cmap="gray",
+        vmin=LUNG_WINDOW[0],
+        vmax=LUNG_WINDOW[1],
+        aspect=aspect,
+        origin=origin,
+        interpolation="bilinear",
+    )
     for label, color in ((LesionLabel.GGO, COLORS["ggo"]), (LesionLabel.CONSOLIDATION, COLORS["consolidation"])):
         mask = np.ma.masked_where(lesions != label, np.ones_like(lesions, dtype=np.uint8))
         ax.imshow(mask, cmap=ListedColormap([color]), alpha=0.5, aspect=aspect, origin=origin, interpolation="nearest")

@@ -61,7 +61,6 @@ def run_cli(*args: object, timeout: float = 600) -> subprocess.CompletedProcess:
     )
 
 
-
 def write_scan(
     folder: Path,
     anatomy: ThoraxAnatomy,
@@ -92,12 +91,15 @@ def _write_cohort_input(root: Path, anatomy: ThoraxAnatomy) -> CohortInput:
     a = Patient(patient_id=DICOM_ID_A, name=NAME_A)
     evil = Patient(patient_id=DICOM_ID_EVIL, name=NAME_EVIL)
     scans = (
-        write_scan(root / "dicom" / "a1", anatomy, patient=a, when=datetime(2025, 3, 2, 11, 0), lesion_pct=12.0,
-                   noise_seed=1),
-        write_scan(root / "dicom" / "a2", anatomy, patient=a, when=datetime(2025, 3, 6, 14, 0), lesion_pct=5.0,
-                   noise_seed=2),
-        write_scan(root / "dicom" / "b1", anatomy, patient=evil, when=datetime(2025, 3, 2, 9, 30), lesion_pct=8.0,
-                   noise_seed=3),
+        write_scan(
+            root / "dicom" / "a1", anatomy, patient=a, when=datetime(2025, 3, 2, 11, 0), lesion_pct=12.0, noise_seed=1
+        ),
+        write_scan(
+            root / "dicom" / "a2", anatomy, patient=a, when=datetime(2025, 3, 6, 14, 0), lesion_pct=5.0, noise_seed=2
+        ),
+        write_scan(
+            root / "dicom" / "b1", anatomy, patient=evil, when=datetime(2025, 3, 2, 9, 30), lesion_pct=8.0, noise_seed=3
+        ),
     )
     cohort = root / "cohort.csv"
     cohort.write_text(
@@ -166,5 +168,6 @@ def reference_input(tmp_path_factory, session_anatomy) -> CohortInput:
 def reference_run(tmp_path_factory, reference_input) -> FinishedRun:
     """One uninterrupted run of the reference input with every output, one worker."""
     out = tmp_path_factory.mktemp("reference_run") / "out"
-    return finished_run(out, reference_input.dicom, "--cohort", reference_input.cohort, "--outputs", ALL_OUTPUTS,
-                        "--workers", 1)
+    return finished_run(
+        out, reference_input.dicom, "--cohort", reference_input.cohort, "--outputs", ALL_OUTPUTS, "--workers", 1
+    )

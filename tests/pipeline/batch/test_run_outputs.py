@@ -203,8 +203,9 @@ def test_rerun_skips_finished_scans_and_touches_no_result_file(reference_run, re
     out = reference_run.out
     before = per_scan_files(out)
     tables = csv_tables(out)
-    again = finished_run(out, reference_input.dicom, "--cohort", reference_input.cohort, "--outputs", ALL_OUTPUTS,
-                         "--workers", 1)
+    again = finished_run(
+        out, reference_input.dicom, "--cohort", reference_input.cohort, "--outputs", ALL_OUTPUTS, "--workers", 1
+    )
     assert again.returncode == 0, again.stderr[-3000:]
     counts = json.loads((out / "run.json").read_text())["counts"]
     assert counts["scans_reused"] == 3 and counts["scans_computed"] == 0 and counts["scans_ok"] == 3

@@ -22,13 +22,25 @@ from tests.pipeline.batch.conftest import (
 
 def test_run_killed_part_way_then_rerun_ends_like_an_uninterrupted_run(tmp_path, reference_run, reference_input):
     out = tmp_path / "out"
-    args = ["run", reference_input.dicom, "--cohort", reference_input.cohort, "--outputs", "csv,nifti,seg,qc",
-            "--workers", 1, "--out", out]
+    args = [
+        "run",
+        reference_input.dicom,
+        "--cohort",
+        reference_input.cohort,
+        "--outputs",
+        "csv,nifti,seg,qc",
+        "--workers",
+        1,
+        "--out",
+        out,
+    ]
     log = tmp_path / "killed.log"
     with open(log, "w") as stderr:
         process = subprocess.Popen(
             [str(LUNGLESION), *(str(a) for a in args)],
-            stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            start_new_session=True,
         )
     deadline = time.monotonic() + 300
     while not list(out.glob("scans/*/done.json")):
@@ -56,11 +68,24 @@ def test_three_parts_run_at_the_same_time_into_one_folder_equal_one_full_run(tmp
     out = tmp_path / "out"
     processes = []
     for part in range(3):
-        args = ["run", reference_input.dicom, "--cohort", reference_input.cohort, "--workers", 1,
-                "--num-parts", 3, "--part-id", part, "--out", out]
+        args = [
+            "run",
+            reference_input.dicom,
+            "--cohort",
+            reference_input.cohort,
+            "--workers",
+            1,
+            "--num-parts",
+            3,
+            "--part-id",
+            part,
+            "--out",
+            out,
+        ]
         processes.append(
-            subprocess.Popen([str(LUNGLESION), *(str(a) for a in args)],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            subprocess.Popen(
+                [str(LUNGLESION), *(str(a) for a in args)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+            )
         )
     logs = [p.communicate(timeout=600)[1] for p in processes]
     assert [p.returncode for p in processes] == [0, 0, 0], "\n".join(log[-2000:] for log in logs)
@@ -100,8 +125,9 @@ def test_scheduler_option_runs_the_scans_on_an_existing_dask_cluster(tmp_path, r
         Client(cluster) as client,
     ):
         worker_pids = set(client.run(os.getpid).values())
-        run = finished_run(out, reference_input.dicom, "--cohort", reference_input.cohort,
-                           "--scheduler", cluster.scheduler_address)
+        run = finished_run(
+            out, reference_input.dicom, "--cohort", reference_input.cohort, "--scheduler", cluster.scheduler_address
+        )
         loaded = client.run(model_load_count)
     assert run.returncode == 0, run.stderr[-3000:]
     assert f"connecting to the Dask scheduler at {cluster.scheduler_address}" in run.stderr

@@ -16,10 +16,22 @@ from pipeline.errors import ConfigError
 #: Two patients, two scans each, on a coarse grid: the whole pipeline in well under a minute.
 TINY = DemoDesign(
     patients=(
-        DemoPatient("T01", "TINY-0001", scale=0.92, seed=7, course="improving",
-                    scans=(DemoScan(-23 / 24, 20.0, 0.3), DemoScan(76 / 24, 6.0, 0.1))),
-        DemoPatient("T02", "TINY-0002", scale=0.95, seed=8, course="worsening",
-                    scans=(DemoScan(-23 / 24, 4.0, 0.1), DemoScan(76 / 24, 16.0, 0.3))),
+        DemoPatient(
+            "T01",
+            "TINY-0001",
+            scale=0.92,
+            seed=7,
+            course="improving",
+            scans=(DemoScan(-23 / 24, 20.0, 0.3), DemoScan(76 / 24, 6.0, 0.1)),
+        ),
+        DemoPatient(
+            "T02",
+            "TINY-0002",
+            scale=0.95,
+            seed=8,
+            course="worsening",
+            scans=(DemoScan(-23 / 24, 4.0, 0.1), DemoScan(76 / 24, 16.0, 0.3)),
+        ),
     ),
     first_infusion=datetime(2025, 3, 3, 10, 0),
     infusion_days=(0.0, 2.0),
@@ -76,13 +88,20 @@ def _truth(patient: str, day: float, pct: float, uid: str) -> TruthRow:
 
 def test_true_responses_follow_the_pipelines_rules():
     truth = [
-        _truth("A", -1, 20.0, "1.1"), _truth("A", 1, 16.0, "1.2"), _truth("A", 3, 14.0, "1.3"),
-        _truth("B", -1, 8.0, "1.4"), _truth("B", 3, 11.0, "1.5"), _truth("B", 5, 10.9, "1.6"),
+        _truth("A", -1, 20.0, "1.1"),
+        _truth("A", 1, 16.0, "1.2"),
+        _truth("A", 3, 14.0, "1.3"),
+        _truth("B", -1, 8.0, "1.4"),
+        _truth("B", 3, 11.0, "1.5"),
+        _truth("B", 5, 10.9, "1.6"),
     ]
     # A: -4 pp / -20 % (stable: relative change below 25 %), -6 pp / -30 % (improved).
     # B: +3 pp / +37.5 % (worsened, the threshold is inclusive), +2.9 pp (stable).
     assert true_responses(truth, settings=RULES) == {
-        "1.2": "stable", "1.3": "improved", "1.5": "worsened", "1.6": "stable",
+        "1.2": "stable",
+        "1.3": "improved",
+        "1.5": "worsened",
+        "1.6": "stable",
     }
 
 
@@ -99,15 +118,44 @@ def test_comparison_joins_measurements_by_series_and_shows_failures(tmp_path):
     assert (summary.n_measured, summary.n_responses, summary.n_responses_agree) == (1, 1, 1)
     assert summary.mean_abs_difference_pp == pytest.approx(1.5) == summary.max_abs_difference_pp
     assert [(r.status, r.measured_lesion_pct, r.true_response, r.measured_response) for r in rows] == [
-        ("failed", None, "", ""), ("ok", 11.5, "improved", "improved"),
+        ("failed", None, "", ""),
+        ("ok", 11.5, "improved", "improved"),
     ]
     assert rows[1].difference_pp == pytest.approx(1.5)
     table = format_table(rows).splitlines()
-    assert table[0].split() == ["patient", "course", "day", "phase", "lung", "mL", "true", "measured", "lesion",
-                                "%", "true", "measured", "diff", "(pp)", "response", "true", "measured"]
+    assert table[0].split() == [
+        "patient",
+        "course",
+        "day",
+        "phase",
+        "lung",
+        "mL",
+        "true",
+        "measured",
+        "lesion",
+        "%",
+        "true",
+        "measured",
+        "diff",
+        "(pp)",
+        "response",
+        "true",
+        "measured",
+    ]
     assert "failed NO_LUNG_FOUND" in table[2]
-    assert table[3].split() == ["A", "course", "+3.0", "follow_up", "4000", "3900", "10.0", "11.5", "+1.5",
-                                "improved", "improved"]
+    assert table[3].split() == [
+        "A",
+        "course",
+        "+3.0",
+        "follow_up",
+        "4000",
+        "3900",
+        "10.0",
+        "11.5",
+        "+1.5",
+        "improved",
+        "improved",
+    ]
 
 
 def test_demo_command_runs_the_whole_pipeline_and_prints_true_and_measured(tmp_path, monkeypatch, capsys):
@@ -133,7 +181,8 @@ def test_demo_command_runs_the_whole_pipeline_and_prints_true_and_measured(tmp_p
     for row in truth:
         scan = scans[row["series_uid"]]
         line = next(
-            line for line in lines
+            line
+            for line in lines
             if line.startswith(row["patient_id"]) and f"{float(row['days_from_first_infusion']):+.1f}" in line
         )
         assert f"{float(row['lesion_pct']):.1f}" in line.split()

@@ -29,6 +29,11 @@ def test_mask_round_trips_with_geometry_and_label_table(tmp_path, case):
     with open(tmp_path / "dseg.tsv", newline="") as handle:
         rows = list(csv.DictReader(handle, delimiter="\t"))
     assert [row["name"] for row in rows] == [
-        "right_lung", "left_lung", "right_ggo", "left_ggo", "right_consolidation", "left_consolidation",
+        "right_lung",
+        "left_lung",
+        "right_ggo",
+        "left_ggo",
+        "right_consolidation",
+        "left_consolidation",
     ]
     assert not list(tmp_path.glob(".tmp-*"))

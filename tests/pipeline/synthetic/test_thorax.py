@@ -125,9 +125,7 @@ def test_same_seeds_same_scan_and_noise_differs_between_scans():
     assert first.geometry.origin[0] == pytest.approx(-(spec.shape[2] - 1) / 2 * sx)
 
 
-@pytest.mark.parametrize(
-    "kwargs", [{"shape": (4, 64, 64)}, {"spacing": (1.0, 0.0, 5.0)}, {"scale": 2.0}]
-)
+@pytest.mark.parametrize("kwargs", [{"shape": (4, 64, 64)}, {"spacing": (1.0, 0.0, 5.0)}, {"scale": 2.0}])
 def test_invalid_specs_are_refused(kwargs):
     with pytest.raises(ValueError):
         ThoraxSpec(**kwargs)
