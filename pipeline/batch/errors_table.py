@@ -13,7 +13,8 @@ from pipeline.io.atomic import atomic_open
 ERROR_COLUMNS = ("level", "error_code", "message", "patient_id", "study_uid", "series_uid", "scan_id", "path")
 
 #: File codes that mean "not ours" rather than "broken": listed, but not counted as failures.
-IGNORED_FILE_CODES = frozenset({ErrorCode.NOT_DICOM})
+#: (At file level, NON_IMAGE_OBJECT is a DICOMDIR index: its images are read directly.)
+IGNORED_FILE_CODES = frozenset({ErrorCode.NOT_DICOM, ErrorCode.NON_IMAGE_OBJECT})
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,15 @@ def write_errors_csv(path: Path, rows: Iterable[ErrorRow], *, redact: Callable[[
         writer.writerow(ERROR_COLUMNS)
         for row in ordered:
             writer.writerow(
-                [row.level, row.error_code, redact(row.message), row.patient_id, row.study_uid, row.series_uid,
-                 row.scan_id, redact(row.path)]
+                [
+                    row.level,
+                    row.error_code,
+                    redact(row.message),
+                    row.patient_id,
+                    row.study_uid,
+                    row.series_uid,
+                    row.scan_id,
+                    redact(row.path),
+                ]
             )
     return Path(path)

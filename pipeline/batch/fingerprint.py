@@ -14,6 +14,9 @@ from pipeline.config import Settings
 #: formats are not here: tables are rebuilt at the end of every run, and missing output
 #: formats are detected separately from the done-marker.
 PER_SCAN_SECTIONS = ("selection", "geometry", "hu", "segmentation", "metrics")
+#: Keys inside those sections that cannot change a finished scan's results: how a model is
+#: *trained* (the model itself is in the fingerprint by its SHA-256) and CPU threads.
+IGNORED_KEYS = (("segmentation", "training"), ("segmentation", "threads"))
 
 
 def input_fingerprint(files: Iterable[Path]) -> str:
@@ -36,5 +39,7 @@ def scan_config_hash(settings: Settings) -> str:
     """SHA-256 of the settings sections that influence per-scan results."""
     dumped = settings.model_dump(mode="json")
     relevant = {section: dumped[section] for section in PER_SCAN_SECTIONS}
+    for section, key in IGNORED_KEYS:
+        relevant[section].pop(key, None)
     canonical = json.dumps(relevant, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()

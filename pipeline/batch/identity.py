@@ -46,14 +46,24 @@ class PatientIdentity:
         """The ``patient_id`` written into a scan's record."""
         return self._out(dicom_patient_id)
 
-    def subject(self, candidate: SeriesCandidate) -> str:
-        """The patient a scan belongs to after cohort resolution, as shown in outputs."""
+    def _resolved(self, candidate: SeriesCandidate) -> str:
         self._raw.add(candidate.patient_id)
         resolved, _ = resolve_patient(
             {"patient_id": candidate.patient_id, "series_uid": candidate.series_uid, "study_uid": candidate.study_uid},
             self._cohort,
         )
-        return self._out(resolved)
+        return resolved
+
+    def subject(self, candidate: SeriesCandidate) -> str:
+        """The patient a scan belongs to after cohort resolution, as shown in outputs."""
+        return self._out(self._resolved(candidate))
+
+    def scan_redactions(self, candidate: SeriesCandidate) -> tuple[tuple[str, str], ...]:
+        """(raw, pseudonym) pairs of one scan's identifiers, for its worker's messages."""
+        if self._pseudonymizer is None:
+            return ()
+        raws = {candidate.patient_id, self._resolved(candidate)} - {""}
+        return tuple((raw, self._out(raw)) for raw in sorted(raws, key=len, reverse=True))
 
     def subject_label(self, candidate: SeriesCandidate) -> str:
         """A file-name-safe label of :meth:`subject`."""

@@ -8,7 +8,7 @@
       skipped_files.csv        files that are not part of any series (not DICOM, truncated, ...)
       errors.csv               everything that failed: files, studies without a usable series, scans
       scans.csv, cohort_summary.csv, cohort_trajectories.png, patients/   (see pipeline.reports)
-      masks/dseg.tsv, masks/sub-<id>/ses-<date>/<stem>_desc-lunglesion_dseg.nii.gz
+      masks/sub-<id>/ses-<date>/<stem>_desc-lunglesion_dseg.nii.gz (+ dseg.tsv, the label table)
       seg/sub-<id>/ses-<date>/<stem>_seg.dcm
       qc/index.html, qc/<stem>.png, qc/<stem>_thumb.png
       scans/<scan_id>/result.json, scans/<scan_id>/done.json   (per-scan state for resuming)

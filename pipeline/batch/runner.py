@@ -58,6 +58,9 @@ class RunOptions:
     force: bool = False
     pseudonymize_secret: Path | None = None
     memory_limit: str | None = None
+    log_level: str = "INFO"
+    log_phi: bool = False
+    """The CLI's logging choices, passed on to the worker processes."""
 
 
 @dataclass(frozen=True)
@@ -169,6 +172,7 @@ class _Collector:
         self.progress = progress
         self.outcomes: dict[str, ScanOutcome] = {}
         self.model_loads: dict[int, int] = {}
+        self.devices: set[str] = set()
 
     def __call__(self, task: ScanTask, result: Any) -> None:
         if isinstance(result, TaskCrash):
@@ -176,6 +180,8 @@ class _Collector:
         self.outcomes[task.candidate.scan_id] = result
         if result.worker_pid:
             self.model_loads[result.worker_pid] = result.model_loads_in_worker
+        if result.device:
+            self.devices.add(result.device)
         self.progress.update(scan_id=task.candidate.scan_id, status=result.status, seconds=sum(result.seconds.values()))
 
 
@@ -188,6 +194,7 @@ def _crash_outcome(task: ScanTask, crash: TaskCrash) -> ScanOutcome:
     from pipeline.reports.records import scan_record
 
     candidate = task.candidate
+    message = task.redact(crash.message)
     meta = candidate.metadata(size=candidate.size or (0, 0, 0), spacing=candidate.spacing or (0.0, 0.0, 0.0))
     record = format_record(
         scan_record(
@@ -195,14 +202,21 @@ def _crash_outcome(task: ScanTask, crash: TaskCrash) -> ScanOutcome:
             metrics=None,
             status=ScanStatus.FAILED,
             error_code=crash.code,
-            error_message=crash.message,
+            error_message=message,
+            model_sha256=task.fingerprint.model_sha256,
             pipeline_version=__version__,
         )
     )
     write_text_atomic(task.paths.result_json, json.dumps({"record": record, "seconds": {}}, indent=2) + "\n")
     write_done(task.paths.done_json, task.fingerprint, status="failed", finished_at=utc_now())
-    log.warning("scan %s failed [%s]: %s", candidate.scan_id, crash.code.value, crash.message)
-    return ScanOutcome(candidate.scan_id, "failed", record, crash.code.value, crash.message)
+    log.warning(
+        "scan %s failed [%s]: %s",
+        candidate.scan_id,
+        crash.code.value,
+        crash.code.description,
+        extra={"phi": {"message": message}},
+    )
+    return ScanOutcome(candidate.scan_id, "failed", record, crash.code.value, message)
 
 
 def _read_result(paths: layout.ScanPaths) -> dict[str, str] | None:
@@ -256,7 +270,10 @@ class BatchRun:
         mine = [c for c in selected if shard_of(c.scan_id, self.options.num_parts) == self.options.part_id]
         log.info(
             "indexed %d file(s): %d series, %d selected scan(s), %d in this part",
-            self.index.n_files_seen, len(self.index.candidates), len(selected), len(mine),
+            self.index.n_files_seen,
+            len(self.index.candidates),
+            len(selected),
+            len(mine),
         )
         if sharded:
             # Other parts may be writing into the same folder right now: only this part's
@@ -272,6 +289,8 @@ class BatchRun:
             # Parts of a job array build them one at a time (the lock), so the last one to do so
             # sees every scan that any part finished.
             records = [r for r in (_read_result(self.paths_for(c)) for c in selected) if r is not None]
+            for record in records:  # (results of runs made before --pseudonymize was given, too)
+                record["error_message"] = self.identity.redact(record.get("error_message", ""))
             error_rows = self._write_index_and_errors(records)
             self._write_reports(records)
             n_ok = sum(1 for r in records if r.get("status") == "ok")
@@ -291,12 +310,20 @@ class BatchRun:
                 "other_errors": other_errors,
             }
             self._write_provenance(
-                counts=counts, exit_code=exit_code, index_seconds=index_seconds,
-                model=(model_id, model_sha), model_loads=sorted(collector.model_loads.values()),
+                counts=counts,
+                exit_code=exit_code,
+                index_seconds=index_seconds,
+                model=(model_id, model_sha),
+                model_loads=sorted(collector.model_loads.values()),
+                devices=sorted(collector.devices),
             )
         log.info(
             "run finished: %d ok, %d failed, %d reused, %d other error(s); results in %s",
-            n_ok, n_failed, reused, other_errors, self.out_dir,
+            n_ok,
+            n_failed,
+            reused,
+            other_errors,
+            self.out_dir,
         )
         return RunSummary(exit_code, len(selected), n_ok, n_failed, reused, other_errors)
 
@@ -339,6 +366,9 @@ class BatchRun:
                     torch_threads=_torch_threads(self.options.workers),
                     pseudonymize=self.identity.pseudonymized,
                     caption_title=f"{paths.stem}  ({candidate.series_description or 'no description'})",
+                    log_level=self.options.log_level,
+                    log_phi=self.options.log_phi,
+                    redactions=self.identity.scan_redactions(candidate),
                 )
             )
         if reused:
@@ -384,8 +414,11 @@ class BatchRun:
         error_rows = scan_error_rows(records)
         error_rows += [
             ErrorRow(
-                level="study", error_code=issue.code.value, message=issue.message,
-                patient_id=identity.record_patient_id(issue.patient_id), study_uid=issue.study_uid,
+                level="study",
+                error_code=issue.code.value,
+                message=issue.message,
+                patient_id=identity.record_patient_id(issue.patient_id),
+                study_uid=issue.study_uid,
             )
             for issue in index.study_issues
         ]
@@ -394,9 +427,14 @@ class BatchRun:
         unusable = {(i.patient_id, i.study_uid) for i in index.study_issues if i.code is ErrorCode.NO_CT_SERIES}
         error_rows += [
             ErrorRow(
-                level="series", error_code=c.error_code.value, message=c.reason,
-                patient_id=identity.record_patient_id(c.patient_id), study_uid=c.study_uid,
-                series_uid=c.series_uid, scan_id=c.scan_id, path=c.source_path,
+                level="series",
+                error_code=c.error_code.value,
+                message=c.reason,
+                patient_id=identity.record_patient_id(c.patient_id),
+                study_uid=c.study_uid,
+                series_uid=c.series_uid,
+                scan_id=c.scan_id,
+                path=c.source_path,
             )
             for c in index.candidates
             if not c.selected and c.error_code is not None and (c.patient_id, c.study_uid) in unusable
@@ -454,6 +492,7 @@ class BatchRun:
         index_seconds: float,
         model: tuple[str, str],
         model_loads: list[int],
+        devices: list[str],
     ) -> None:
         options, identity = self.options, self.identity
         write_run_json(
@@ -468,6 +507,7 @@ class BatchRun:
                 "cohort_file": identity.redact(str(options.cohort)) if options.cohort else None,
                 "pseudonymized": identity.pseudonymized,
                 "device": options.device,
+                "devices_used": devices,
                 "workers": options.workers,
                 "scheduler": options.scheduler,
                 "num_parts": options.num_parts,

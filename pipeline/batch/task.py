@@ -27,8 +27,8 @@ from pipeline.io.atomic import write_text_atomic
 
 log = logging.getLogger(__name__)
 
-#: Per-process state of a worker (torch threads are set once per process).
-_STATE: dict[str, Any] = {"threads_set": False}
+#: Per-process state of a worker (torch threads and logging are set once per process).
+_STATE: dict[str, Any] = {"threads_set": False, "logging": None}
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,17 @@ class ScanTask:
     torch_threads: int
     pseudonymize: bool
     caption_title: str
+    log_level: str = "INFO"
+    log_phi: bool = False
+    """The user's ``--log-level`` / ``--log-phi``, applied in the worker process too."""
+    redactions: tuple[tuple[str, str], ...] = ()
+    """(raw identifier, pseudonym) pairs replaced in free text (messages) when pseudonymising."""
+
+    def redact(self, text: str) -> str:
+        for raw, replacement in self.redactions:
+            if raw:
+                text = text.replace(raw, replacement)
+        return text
 
 
 @dataclass(frozen=True)
@@ -59,6 +70,32 @@ class ScanOutcome:
     seconds: dict[str, float] = field(default_factory=dict)
     worker_pid: int = 0
     model_loads_in_worker: int = 0
+    device: str = ""
+    """Where the network ran (``cpu`` / ``cuda``); empty when the scan failed before segmentation."""
+
+
+def _in_dask_worker() -> bool:
+    try:
+        from distributed import get_worker
+
+        get_worker()
+    except (ImportError, ValueError):
+        return False
+    return True
+
+
+def _configure_worker_logging(task: ScanTask) -> None:
+    """The CLI's log settings in a Dask worker process (workers start without them).
+
+    Outside a worker (a direct call) the caller's logging is left alone.
+    """
+    wanted = (task.log_level, task.log_phi)
+    if _STATE["logging"] == wanted or not _in_dask_worker():
+        return
+    from pipeline.logs import configure_logging
+
+    configure_logging(level=task.log_level, show_phi=task.log_phi)
+    _STATE["logging"] = wanted
 
 
 def _set_threads(n: int) -> None:
@@ -133,6 +170,7 @@ def _run_stages(task: ScanTask, *, settings: Settings, seconds: dict[str, float]
     progress["meta"] = scan.meta
     segmentation = timed("segment", segment, scan.image, device=task.device, settings=settings.segmentation)
     progress["model"] = (segmentation.model_id, segmentation.model_sha256)
+    progress["device"] = segmentation.device
     metrics = timed(
         "measure",
         measure_image,
@@ -153,6 +191,7 @@ def process_scan(task: ScanTask, *, settings: Settings) -> ScanOutcome:
     from pipeline.reports.records import scan_record
     from segmentation.inference import model_load_count
 
+    _configure_worker_logging(task)
     _set_threads(task.torch_threads)
     candidate = task.candidate
     seconds: dict[str, float] = {}
@@ -160,6 +199,7 @@ def process_scan(task: ScanTask, *, settings: Settings) -> ScanOutcome:
         "stage": "load",
         "meta": candidate.metadata(size=candidate.size or (0, 0, 0), spacing=candidate.spacing or (0.0, 0.0, 0.0)),
         "model": ("", task.fingerprint.model_sha256),
+        "device": "",
     }
     metrics = None
     code, message = "", ""
@@ -171,10 +211,16 @@ def process_scan(task: ScanTask, *, settings: Settings) -> ScanOutcome:
         code = ErrorCode.OUT_OF_MEMORY.value
         message = f"ran out of memory in stage '{progress['stage']}'"
     except Exception as exc:  # noqa: BLE001 - one broken scan never stops the batch
-        log.error("scan %s: unexpected error in stage %s:\n%s", candidate.scan_id, progress["stage"],
-                  traceback.format_exc())
+        log.error(
+            "scan %s: unexpected %s in stage %s",
+            candidate.scan_id,
+            type(exc).__name__,
+            progress["stage"],
+            extra={"phi": {"traceback": task.redact(traceback.format_exc())}},
+        )
         code = ErrorCode.INTERNAL_ERROR.value
         message = f"unexpected {type(exc).__name__} in stage '{progress['stage']}': {exc}"
+    message = task.redact(message)
     status = ScanStatus.FAILED if code else ScanStatus.OK
     meta = replace(progress["meta"], patient_id=task.record_patient_id)
     model_id, model_sha = progress["model"]
@@ -189,7 +235,15 @@ def process_scan(task: ScanTask, *, settings: Settings) -> ScanOutcome:
         pipeline_version=__version__,
     )
     if code:
-        log.warning("scan %s failed in stage %s [%s]: %s", candidate.scan_id, progress["stage"], code, message)
+        # The message may quote file paths (which can hold names): in the log only with --log-phi.
+        log.warning(
+            "scan %s failed in stage %s [%s]: %s",
+            candidate.scan_id,
+            progress["stage"],
+            code,
+            ErrorCode(code).description,
+            extra={"phi": {"message": message}},
+        )
     formatted = format_record(record)
     write_text_atomic(
         task.paths.result_json,
@@ -205,4 +259,5 @@ def process_scan(task: ScanTask, *, settings: Settings) -> ScanOutcome:
         seconds=seconds,
         worker_pid=os.getpid(),
         model_loads_in_worker=model_load_count(),
+        device=progress["device"],
     )

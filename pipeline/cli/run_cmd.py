@@ -33,7 +33,9 @@ def register(subparsers: argparse._SubParsersAction, parents: list[argparse.Argu
     )
     parser.add_argument("--force", action="store_true", help="recompute scans even when finished results exist")
     parser.add_argument(
-        "--pseudonymize", type=Path, metavar="SECRET_FILE",
+        "--pseudonymize",
+        type=Path,
+        metavar="SECRET_FILE",
         help="replace patient IDs in every output (file names included) by a keyed hash of this secret",
     )
     parser.add_argument("--memory-limit", metavar="SIZE", help="per-worker memory limit of the local cluster, e.g. 4GB")
@@ -66,5 +68,7 @@ def run(args: argparse.Namespace) -> int:
         force=args.force,
         pseudonymize_secret=args.pseudonymize,
         memory_limit=args.memory_limit,
+        log_level=args.log_level,
+        log_phi=args.log_phi,
     )
     return int(run_batch(options, settings=settings).exit_code)

@@ -30,21 +30,35 @@ def bad_folder(tmp_path_factory, session_anatomy):
     and a CT without lungs (a water-filled body)."""
     root = tmp_path_factory.mktemp("bad_inputs")
     when = datetime(2025, 4, 1, 9, 0)
-    good = write_scan(root / "good", session_anatomy, patient=Patient(patient_id="LLBAD-GOOD"), when=when,
-                      lesion_pct=6.0, noise_seed=11)
+    good = write_scan(
+        root / "good",
+        session_anatomy,
+        patient=Patient(patient_id="LLBAD-GOOD"),
+        when=when,
+        lesion_pct=6.0,
+        noise_seed=11,
+    )
     tilted_geometry = Geometry(
         spacing=session_anatomy.geometry.spacing, origin=session_anatomy.geometry.origin, tilt_deg=15.0
     )
-    tilted = write_scan(root / "tilted", session_anatomy, patient=Patient(patient_id="LLBAD-TILT"), when=when,
-                        lesion_pct=6.0, noise_seed=12, geometry=tilted_geometry)
+    tilted = write_scan(
+        root / "tilted",
+        session_anatomy,
+        patient=Patient(patient_id="LLBAD-TILT"),
+        when=when,
+        lesion_pct=6.0,
+        noise_seed=12,
+        geometry=tilted_geometry,
+    )
     scout = write_localizer(root / "scout", patient=Patient(patient_id="LLBAD-SCOUT"))
     nz, ny, nx = TEST_SPEC.shape
     yy, xx = np.mgrid[:ny, :nx]
     body = ((yy - ny / 2) / (0.36 * ny)) ** 2 + ((xx - nx / 2) / (0.45 * nx)) ** 2 < 1
     water = np.where(body, 20, -1000).astype(np.int16)[None].repeat(nz, axis=0)
     water = np.clip(water + np.random.default_rng(0).normal(0, 15, water.shape), -1024, 3071).astype(np.int16)
-    no_lung = write_ct_series(root / "nolung", water, geometry=session_anatomy.geometry,
-                              patient=Patient(patient_id="LLBAD-NOLUNG"))
+    no_lung = write_ct_series(
+        root / "nolung", water, geometry=session_anatomy.geometry, patient=Patient(patient_id="LLBAD-NOLUNG")
+    )
     junk = root / "junk"
     junk.mkdir()
     (junk / "notes.txt").write_text("not an image\n" * 20)
@@ -52,8 +66,13 @@ def bad_folder(tmp_path_factory, session_anatomy):
     data = Path(good.files[0]).read_bytes()
     truncated.write_bytes(data[: len(data) // 2])
     return {
-        "root": root, "good": good, "tilted": tilted, "scout": scout, "no_lung": no_lung,
-        "truncated": truncated, "text": junk / "notes.txt",
+        "root": root,
+        "good": good,
+        "tilted": tilted,
+        "scout": scout,
+        "no_lung": no_lung,
+        "truncated": truncated,
+        "text": junk / "notes.txt",
     }
 
 
@@ -108,6 +127,27 @@ def test_tilted_series_is_corrected_by_default(tmp_path, bad_folder):
     (index_row,) = [r for r in read_csv(out / "index.csv") if r["selected"] == "true"]
     assert float(index_row["tilt_deg"]) == pytest.approx(15.0, abs=0.01)
     assert "GANTRY_TILT_CORRECTED" in index_row["warnings"]
+
+
+def test_a_dicomdir_in_the_export_is_not_a_failure(tmp_path, bad_folder):
+    """PACS media exports carry a DICOMDIR index: it is listed in skipped_files.csv, the images
+    are read directly, and the run ends with exit code 0."""
+    from pydicom.fileset import FileSet
+
+    fileset = FileSet()
+    for path in bad_folder["good"].files:
+        fileset.add(str(path))
+    media = tmp_path / "media"
+    fileset.write(media)
+    assert (media / "DICOMDIR").is_file()
+    out = tmp_path / "out"
+    run = finished_run(out, media)
+    assert run.returncode == 0, run.stderr[-3000:]
+    (row,) = read_csv(out / "scans.csv")
+    assert row["status"] == "ok" and row["series_uid"] == bad_folder["good"].series_uid
+    skipped = read_csv(out / "skipped_files.csv")
+    assert [(Path(r["path"]).name, r["error_code"]) for r in skipped] == [("DICOMDIR", "NON_IMAGE_OBJECT")]
+    assert read_csv(out / "errors.csv")[0]["error_code"] == "NON_IMAGE_OBJECT"
 
 
 @pytest.mark.parametrize(
@@ -180,9 +220,7 @@ def test_a_dead_worker_fails_only_its_own_task():
     assert "died" in crash.message
 
 
-def test_a_scan_whose_worker_dies_is_recorded_as_failed_and_the_others_finish(
-    tmp_path, monkeypatch, reference_input
-):
+def test_a_scan_whose_worker_dies_is_recorded_as_failed_and_the_others_finish(tmp_path, monkeypatch, reference_input):
     from pipeline.batch import runner
     from pipeline.batch.runner import RunOptions, run_batch
     from pipeline.batch.task import process_scan
@@ -204,6 +242,9 @@ def test_a_scan_whose_worker_dies_is_recorded_as_failed_and_the_others_finish(
     rows = {r["series_uid"]: r for r in read_csv(out / "scans.csv")}
     assert rows[victim.series_uid]["status"] == "failed"
     assert rows[victim.series_uid]["error_code"] == ErrorCode.WORKER_CRASHED
+    # The crashed scan's row still names the model it ran with (provenance of every row).
+    ok_row = next(r for r in rows.values() if r["status"] == "ok")
+    assert rows[victim.series_uid]["model_sha256"] == ok_row["model_sha256"]
     assert all(r["status"] == "ok" for uid, r in rows.items() if uid != victim.series_uid)
     (error,) = read_csv(out / "errors.csv")
     assert (error["level"], error["error_code"], error["series_uid"]) == ("scan", "WORKER_CRASHED", victim.series_uid)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+from datetime import datetime
 from pathlib import Path
 
 from pipeline.privacy import Pseudonymizer
@@ -20,8 +21,14 @@ from tests.pipeline.batch.conftest import (
 #: Every spelling of an original identifier that must not survive pseudonymisation: the IDs,
 #: the names' parts, and what a file-name sanitiser would make of the ``../../etc/x`` ID.
 FORBIDDEN = (
-    DICOM_ID_A, COHORT_ID_A, DICOM_ID_EVIL, "etc/x", "etc_x", "etcx",
-    *NAME_A.split("^"), *NAME_EVIL.split("^"),
+    DICOM_ID_A,
+    COHORT_ID_A,
+    DICOM_ID_EVIL,
+    "etc/x",
+    "etc_x",
+    "etcx",
+    *NAME_A.split("^"),
+    *NAME_EVIL.split("^"),
 )
 
 
@@ -33,8 +40,16 @@ def test_pseudonymized_outputs_hold_no_original_identifier_anywhere(tmp_path, re
     secret = tmp_path / "secret.key"
     secret.write_text("correct horse battery staple, but longer\n")
     out = tmp_path / "out"
-    run = finished_run(out, reference_input.dicom, "--cohort", reference_input.cohort, "--pseudonymize", secret,
-                       "--outputs", ALL_OUTPUTS)
+    run = finished_run(
+        out,
+        reference_input.dicom,
+        "--cohort",
+        reference_input.cohort,
+        "--pseudonymize",
+        secret,
+        "--outputs",
+        ALL_OUTPUTS,
+    )
     assert run.returncode == 0, run.stderr[-3000:]
 
     files = [p for p in out.rglob("*") if p.is_file()]
@@ -64,3 +79,50 @@ def test_logs_carry_no_identifier_by_default(reference_run):
     assert reference_run.returncode == 0
     assert not _leaks(reference_run.stderr.encode()), _leaks(reference_run.stderr.encode())
     assert DICOM_ID_EVIL in Path(reference_run.out / "scans.csv").read_text()
+
+
+def test_failure_messages_are_pseudonymized_and_kept_out_of_the_log(tmp_path, session_anatomy):
+    """A scan that fails at load time says which file broke; the file's path holds the PatientID
+    (archives are often exported as PATIENTID/STUDY/SERIES). With --pseudonymize the message in
+    every table carries the pseudonym, and the log (no --log-phi) carries only the error code's
+    sentence, also for the worker process that saw the failure."""
+    import pydicom
+    from pydicom.encaps import encapsulate
+    from pydicom.uid import JPEG2000Lossless
+
+    from pipeline.synthetic import Patient
+    from tests.pipeline.batch.conftest import write_scan
+
+    root = tmp_path / "export"
+    broken = write_scan(
+        root / DICOM_ID_A / "CT",
+        session_anatomy,
+        patient=Patient(patient_id=DICOM_ID_A, name=NAME_A),
+        when=datetime(2025, 3, 2, 11, 0),
+        lesion_pct=5.0,
+        noise_seed=4,
+    )
+    victim = broken.files[len(broken.files) // 2]
+    ds = pydicom.dcmread(victim)
+    ds.file_meta.TransferSyntaxUID = JPEG2000Lossless
+    ds.PixelData = encapsulate([b"\xff\x4f\xff\x51" + b"\x13" * 300])  # headers fine, stream corrupt
+    ds.save_as(victim)
+    secret = tmp_path / "secret.key"
+    secret.write_text("another long enough secret for the test\n")
+
+    plain = finished_run(tmp_path / "plain", root)
+    assert plain.returncode == 3
+    (row,) = read_csv(tmp_path / "plain" / "scans.csv")
+    assert row["error_code"] == "DECODE_FAILED" and DICOM_ID_A in row["error_message"]  # the path is useful
+    assert len(row["model_sha256"]) == 64  # the model the scan was meant for, also on failures
+    assert not _leaks(plain.stderr.encode()), plain.stderr[-2000:]
+    assert "DECODE_FAILED" in plain.stderr
+
+    out = tmp_path / "pseudo"
+    run = finished_run(out, root, "--pseudonymize", secret)
+    assert run.returncode == 3
+    (row,) = read_csv(out / "scans.csv")
+    assert row["error_code"] == "DECODE_FAILED" and Pseudonymizer.from_file(secret)(DICOM_ID_A) in row["error_message"]
+    for path in (p for p in out.rglob("*") if p.is_file()):
+        assert not _leaks(path.read_bytes()), (path.relative_to(out), _leaks(path.read_bytes()))
+    assert not _leaks(run.stderr.encode())
