@@ -12,8 +12,15 @@ import SimpleITK as sitk
 
 from pipeline.errors import ErrorCode, SegmentationError
 from segmentation.grid import Canonical, label_image_like
-from segmentation.postprocess import WorkingFields, clean_lesions, clean_lungs, outside_air, to_input_grid
-from segmentation.preprocess import context_stack, to_working
+from segmentation.postprocess import (
+    Thresholds,
+    WorkingFields,
+    clean_lesions,
+    clean_lungs,
+    outside_air,
+    to_input_grid,
+)
+from segmentation.preprocess import WorkingGrid, context_stack, to_working
 from segmentation.result import LungSegmentation
 from segmentation.weights import ModelDescription, read_description, verify_checksum
 
@@ -77,7 +84,7 @@ def load_model(weights: str | Path | None = None, *, device: str = "auto", threa
     key = (str(description.weights_path.resolve()), resolved)
     with _LOCK:
         cached = _CACHE.get(key)
-        if cached is not None and cached.sha256 == description.sha256:
+        if cached is not None and cached.description == description:
             return cached
         verify_checksum(description)
         from segmentation.network import build_network
@@ -144,6 +151,38 @@ def predict(model: LoadedModel, working: np.ndarray, *, batch_slices: int) -> tu
     return lung, lesion
 
 
+def working_fields(
+    image: sitk.Image, model: LoadedModel, *, batch_slices: int
+) -> tuple[Canonical, WorkingGrid, WorkingFields, np.ndarray]:
+    """Canonical view, working grid, the network's (unthresholded) fields and the outside air."""
+    _check_image(image)
+    canon = Canonical.of(image)
+    hu = canon.forward(sitk.GetArrayViewFromImage(image))
+    params = model.description.preprocessing
+    working, grid = to_working(hu, canon.spacing_zyx, params)
+    lung_prob, lesion_prob = predict(model, working, batch_slices=batch_slices)
+    inner = (slice(None), slice(None)) + grid.unpadded()[1:]
+    fields = WorkingFields.from_probabilities(lung_prob[inner], lesion_prob[inner])
+    outside = outside_air(working[grid.unpadded()], threshold=float(params.normalise(params.body_threshold_hu)))
+    return canon, grid, fields, outside
+
+
+def decide(
+    fields: WorkingFields,
+    outside: np.ndarray,
+    grid: WorkingGrid,
+    *,
+    thresholds: Thresholds,
+    min_component_fraction: float,
+    min_lesion_voxels: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Thresholds, clean-up and labels on the input grid (canonical lung and lesion arrays)."""
+    fields = fields.with_thresholds(thresholds)
+    lungs_working = clean_lungs(fields, min_component_fraction=min_component_fraction, outside=outside)
+    clean_lesions(fields, lungs_working, min_component_voxels=min_lesion_voxels)
+    return to_input_grid(fields, lungs_working, grid)
+
+
 def segment_with_model(
     image: sitk.Image,
     model: LoadedModel,
@@ -154,19 +193,16 @@ def segment_with_model(
     min_lung_volume_ml: float,
 ) -> LungSegmentation:
     """The model pipeline: canonical view -> working grid -> network -> clean-up -> input grid."""
-    _check_image(image)
-    canon = Canonical.of(image)
-    hu = canon.forward(sitk.GetArrayViewFromImage(image))
-    params = model.description.preprocessing
-    working, grid = to_working(hu, canon.spacing_zyx, params)
-    lung_prob, lesion_prob = predict(model, working, batch_slices=batch_slices)
-    inner = (slice(None), slice(None)) + grid.unpadded()[1:]
-    fields = WorkingFields.from_probabilities(lung_prob[inner], lesion_prob[inner])
-    outside = outside_air(working[grid.unpadded()], threshold=float(params.normalise(params.body_threshold_hu)))
-    del lung_prob, lesion_prob, working
-    lungs_working = clean_lungs(fields, min_component_fraction=min_component_fraction, outside=outside)
-    clean_lesions(fields, lungs_working, min_component_voxels=min_lesion_voxels)
-    lungs, lesions = to_input_grid(fields, lungs_working, grid)
+    canon, grid, fields, outside = working_fields(image, model, batch_slices=batch_slices)
+    lungs, lesions = decide(
+        fields,
+        outside,
+        grid,
+        thresholds=model.description.thresholds,
+        min_component_fraction=min_component_fraction,
+        min_lesion_voxels=min_lesion_voxels,
+    )
+    del fields, outside
     voxel_ml = float(np.prod(canon.spacing_zyx)) / 1000.0
     lung_ml = float(np.count_nonzero(lungs)) * voxel_ml
     if lung_ml < min_lung_volume_ml:
@@ -180,4 +216,5 @@ def segment_with_model(
         lesions=label_image_like(lesions, canon, image),
         model_id=model.model_id,
         model_sha256=model.sha256,
+        device=model.device,
     )

@@ -21,16 +21,42 @@ from segmentation.preprocess import WorkingGrid
 from segmentation.result import LesionLabel, LungLabel
 
 
+@dataclass(frozen=True)
+class Thresholds:
+    """Decision thresholds on the network's probabilities (``postprocessing`` in the model JSON).
+
+    0.5 is the plain argmax-like decision; a model's own values are calibrated by
+    ``lunglesion train`` on development cases (``segmentation/training/calibrate.py``).
+    """
+
+    lung: float = 0.5
+    """Lung where P(right) + P(left) exceeds this."""
+    lesion: float = 0.5
+    """Lesion where P(GGO) + P(consolidation) exceeds this (inside the lungs)."""
+
+    @classmethod
+    def from_dict(cls, data: dict | None) -> Thresholds:
+        data = data or {}
+        out = cls(lung=float(data.get("lung_threshold", 0.5)), lesion=float(data.get("lesion_threshold", 0.5)))
+        for name, value in (("lung_threshold", out.lung), ("lesion_threshold", out.lesion)):
+            if not 0.0 < value < 1.0:
+                raise ValueError(f"{name} must be between 0 and 1, got {value}")
+        return out
+
+    def to_dict(self) -> dict:
+        return {"lung_threshold": float(self.lung), "lesion_threshold": float(self.lesion)}
+
+
 @dataclass
 class WorkingFields:
     """Probability-derived fields on the unpadded working grid, all float32 (Z, H, W)."""
 
     lung: np.ndarray
-    """P(lung) = P(right) + P(left); lung where > 0.5."""
+    """P(lung) = P(right) + P(left); lung where > 0.5 (see :meth:`with_thresholds`)."""
     side: np.ndarray
     """P(right) - P(left); right lung where > 0."""
     lesion: np.ndarray
-    """P(GGO) + P(consolidation); lesion where > 0.5."""
+    """P(GGO) + P(consolidation); lesion where > 0.5 (see :meth:`with_thresholds`)."""
     consolidation: np.ndarray
     """P(consolidation) - P(GGO); consolidation where > 0."""
 
@@ -42,6 +68,15 @@ class WorkingFields:
             side=lung_prob[:, 1] - lung_prob[:, 2],
             lesion=lesion_prob[:, 1] + lesion_prob[:, 2],
             consolidation=lesion_prob[:, 2] - lesion_prob[:, 1],
+        )
+
+    def with_thresholds(self, thresholds: Thresholds) -> WorkingFields:
+        """A copy whose lung and lesion fields decide at 0.5 what these decide at ``thresholds``."""
+        return WorkingFields(
+            lung=self.lung + np.float32(0.5 - thresholds.lung),
+            side=self.side.copy(),
+            lesion=self.lesion + np.float32(0.5 - thresholds.lesion),
+            consolidation=self.consolidation.copy(),
         )
 
 
@@ -98,19 +133,25 @@ def clean_lungs(
     right = keep & (fields.side > 0)
     left = keep & ~right
     out = np.zeros(mask.shape, np.uint8)
-    for own, other, label in ((right, left, LungLabel.RIGHT_LUNG), (left, right, LungLabel.LEFT_LUNG)):
+    sides = {}
+    for own, label in ((right, LungLabel.RIGHT_LUNG), (left, LungLabel.LEFT_LUNG)):
         lab, sz = _components(own)
+        main = lab == int(np.argmax(sz)) if sz.max(initial=0) > 0 else np.zeros(mask.shape, bool)
+        sides[label] = (lab, sz, main)
+    pairs = ((LungLabel.RIGHT_LUNG, LungLabel.LEFT_LUNG), (LungLabel.LEFT_LUNG, LungLabel.RIGHT_LUNG))
+    for label, other_label in pairs:
+        lab, sz, _ = sides[label]
         if sz.max(initial=0) == 0:
             continue
-        main = lab == int(np.argmax(sz))
-        out[main] = label
-        # Islands of this side: those touching the other lung join it, large ones stay, specks go.
-        for k in np.flatnonzero((sz > 0) & (np.arange(sz.size) != int(np.argmax(sz)))):
-            island = lab == k
-            if sz[k] >= 0.1 * sz.max():
-                out[island] = label
-            elif (ndi.binary_dilation(island) & other).any():
-                out[island] = LungLabel.LEFT_LUNG if label == LungLabel.RIGHT_LUNG else LungLabel.RIGHT_LUNG
+        # Islands of this side: large ones stay, those touching the other lung's main part join it,
+        # specks go. (A lookup table, not a loop: a poor network can produce thousands of islands.)
+        touching = np.bincount(lab[ndi.binary_dilation(sides[other_label][2])], minlength=sz.size) > 0
+        lut = np.zeros(sz.size, np.uint8)
+        lut[touching] = other_label
+        lut[sz >= 0.1 * sz.max()] = label
+        lut[0] = 0
+        assigned = lut[lab]
+        out[assigned > 0] = assigned[assigned > 0]
     for label in (LungLabel.RIGHT_LUNG, LungLabel.LEFT_LUNG):
         part = out == label
         if part.any():
@@ -170,23 +211,28 @@ def to_input_grid(
     (z0, z1), (y0, y1), (x0, x1) = ranges
     if z1 <= z0 or y1 <= y0 or x1 <= x0:
         return lungs, lesions
-    y_index, y_weight = upsample_taps(grid.y, y0, y1)
-    x_index, x_weight = upsample_taps(grid.x, x0, x1)
-    stack = torch.from_numpy(
-        np.stack([fields.lung, fields.side, fields.lesion, fields.consolidation]).astype(np.float32, copy=False)
-    )
+    import torch.nn.functional as F
+
     from segmentation.grid import resample_axis
 
+    # (Z, 4, H, W): z first so that selecting working slices copies contiguous blocks.
+    stack = torch.from_numpy(
+        np.stack([fields.lung, fields.side, fields.lesion, fields.consolidation], axis=1).astype(np.float32, copy=False)
+    )
+    height, width = stack.shape[2], stack.shape[3]
+    # In-plane: bilinear sampling at the input voxel centres (align_corners=False convention;
+    # 'border' clamps like the edge handling of grid.axis_taps).
+    gy = torch.from_numpy((2 * grid.y.input_positions(y0, y1) + 1) / height - 1).float()
+    gx = torch.from_numpy((2 * grid.x.input_positions(x0, x1) + 1) / width - 1).float()
+    plane = torch.stack(torch.meshgrid(gy, gx, indexing="ij")[::-1], dim=-1)  # (Hb, Wb, 2) as (x, y)
     for c0 in range(z0, z1, block):
         c1 = min(z1, c0 + block)
         z_index, z_weight = upsample_taps(grid.z, c0, c1)
         lo, hi = int(z_index.min()), int(z_index.max()) + 1
-        ylo, yhi = int(y_index.min()), int(y_index.max()) + 1
-        xlo, xhi = int(x_index.min()), int(x_index.max()) + 1
-        part = stack[:, lo:hi, ylo:yhi, xlo:xhi]
-        part = resample_axis(part, 1, z_index - lo, z_weight)
-        part = resample_axis(part, 2, y_index - ylo, y_weight)
-        part = resample_axis(part, 3, x_index - xlo, x_weight)
+        part = resample_axis(stack[lo:hi], 0, z_index - lo, z_weight)  # (c1 - c0, 4, H, W), averaging if coarser
+        part = F.grid_sample(
+            part, plane.expand(part.shape[0], -1, -1, -1), mode="bilinear", padding_mode="border", align_corners=False
+        ).permute(1, 0, 2, 3)
         lung = part[0] > 0.5
         right = part[1] > 0
         lesion = (part[2] > 0.5) & lung

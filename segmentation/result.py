@@ -46,12 +46,15 @@ class LungSegmentation:
         Identifier of the segmenter (model name + version, or ``classical-<version>``).
     model_sha256
         SHA-256 of the weights file ("" for the classical segmenter).
+    device
+        Where the segmenter ran: ``"cpu"`` or ``"cuda"``.
     """
 
     lungs: sitk.Image
     lesions: sitk.Image
     model_id: str
     model_sha256: str
+    device: str = "cpu"
 
     @property
     def labels(self) -> dict[str, dict[int, str]]:

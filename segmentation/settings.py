@@ -50,10 +50,20 @@ class ClassicalSettings(SettingsModel):
         return self
 
 
+class Augmentation(StrEnum):
+    """Which implementation draws the training augmentation (same transform families, different engines)."""
+
+    TORCH = "torch"
+    """Batched torch operations (:mod:`segmentation.training.augment`)."""
+    MONAI = "monai"
+    """MONAI's randomised transforms (:mod:`segmentation.training.augment_monai`)."""
+
+
 class TrainingSettings(SettingsModel):
     """``lunglesion train``: training-set generation and optimisation."""
 
     cache_dir: Path
+    holdout_background: str
     n_cases: int = Field(ge=1)
     seed: int = Field(ge=0)
     steps: int = Field(ge=1)
@@ -64,12 +74,21 @@ class TrainingSettings(SettingsModel):
     crop: tuple[int, int]
     lesion_weight: float = Field(ge=0)
     augment_strength: float = Field(ge=0, le=2)
+    augmentation: Augmentation
     lung_slice_fraction: float = Field(ge=0, le=1)
     threads: int = Field(ge=1)
     validate_every: int = Field(ge=1)
     finetune_steps: int = Field(ge=1)
     finetune_learning_rate: float = Field(gt=0)
     finetune_synthetic_fraction: float = Field(ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _holdout_known(self) -> TrainingSettings:
+        from segmentation.synth.backgrounds import CHESTS
+
+        if self.holdout_background not in CHESTS:
+            raise ValueError(f"holdout_background must be one of {', '.join(CHESTS)}")
+        return self
 
     @model_validator(mode="after")
     def _crop_multiple(self) -> TrainingSettings:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from pipeline.errors import ErrorCode, SegmentationError
 from segmentation.network import NetworkSpec
+from segmentation.postprocess import Thresholds
 from segmentation.preprocess import PreprocessParameters
 
 #: The model that ships with the package.
@@ -31,6 +32,8 @@ class ModelDescription:
     architecture: NetworkSpec
     preprocessing: PreprocessParameters
     metadata: dict
+    thresholds: Thresholds = Thresholds()
+    """Decision thresholds (``postprocessing`` in the JSON; 0.5 when absent)."""
 
 
 def default_description_path() -> Path:
@@ -74,7 +77,8 @@ def read_description(path: Path | None = None) -> ModelDescription:
             sha256=str(data["sha256"]),
             architecture=NetworkSpec.from_dict(data["architecture"]),
             preprocessing=PreprocessParameters.from_dict(data["preprocessing"]),
-            metadata={k: v for k, v in data.items() if k not in {"architecture", "preprocessing"}},
+            metadata={k: v for k, v in data.items() if k not in {"architecture", "preprocessing", "postprocessing"}},
+            thresholds=Thresholds.from_dict(data.get("postprocessing")),
         )
     except (ValueError, KeyError, TypeError) as exc:
         raise SegmentationError(ErrorCode.WEIGHTS_CORRUPT, f"model description {path} is invalid ({exc})") from exc
@@ -105,6 +109,7 @@ def write_model(
     architecture: NetworkSpec,
     preprocessing: PreprocessParameters,
     metadata: dict,
+    thresholds: Thresholds | None = None,
 ) -> Path:
     """Write ``<model_id>.pt`` and ``<model_id>.json`` atomically; return the JSON path."""
     import io
@@ -125,6 +130,7 @@ def write_model(
         "sha256": hashlib.sha256(data).hexdigest(),
         "architecture": architecture.to_dict(),
         "preprocessing": preprocessing.to_dict(),
+        "postprocessing": (thresholds or Thresholds()).to_dict(),
         **metadata,
     }
     json_path = directory / f"{model_id}.json"

@@ -75,7 +75,11 @@ def run(args: argparse.Namespace) -> int:
         data_root = args.data_root or default_data_root()
         if data_root is None:
             raise LunglesionError(ErrorCode.INPUT_NOT_FOUND, "--synthetic-validation needs --data-root")
-        folder = build_validation_set(data_root=data_root, cache_dir=Path(settings.training.cache_dir).expanduser())
+        folder = build_validation_set(
+            data_root=data_root,
+            cache_dir=Path(settings.training.cache_dir).expanduser(),
+            background=settings.training.holdout_background,
+        )
     if args.real_data_checks:
         run_real_data(args, settings)
         if folder is None:
@@ -118,8 +122,9 @@ def run_real_data(args: argparse.Namespace, settings) -> None:
     data_root = args.data_root or default_data_root()
     if data_root is None:
         raise LunglesionError(ErrorCode.INPUT_NOT_FOUND, "--real-data-checks needs --data-root")
-    model = settings.model_copy(update={"method": SegmentationMethod.MODEL})
-    classical = settings.model_copy(update={"method": SegmentationMethod.CLASSICAL})
+    # min_lung_volume_ml 0: single MedSeg slices hold less lung than a volume; report, do not refuse.
+    model = settings.model_copy(update={"method": SegmentationMethod.MODEL, "min_lung_volume_ml": 0.0})
+    classical = settings.model_copy(update={"method": SegmentationMethod.CLASSICAL, "min_lung_volume_ml": 0.0})
     results = run_real_data_checks(
         data_root,
         {

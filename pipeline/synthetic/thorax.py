@@ -2,8 +2,8 @@
 
 Built for the demo cohort and the end-to-end tests: realistic enough in size, anatomy and HU
 that a chest-CT segmenter sees a chest, cheap enough (1-2 s to build a 256 x 256 x 60 patient,
-0.2 s per rendered scan, on one core) to generate a cohort on a laptop. Not a substitute for real CT: shapes are analytic and the
-texture is random.
+0.2 s per rendered scan, on one core) to generate a cohort on a laptop. Not a substitute for real
+CT: shapes are analytic and the texture is random.
 
 Anatomy (all sizes in mm, scaled by :attr:`ThoraxSpec.scale`):
 
@@ -232,8 +232,16 @@ class _Grid:
         return None
 
 
-def _superellipse(X: np.ndarray, Y: np.ndarray, a: float | np.ndarray, b: float | np.ndarray,
-                  *, cx: float = 0.0, cy: float = 0.0, p: float = 2.0) -> np.ndarray:
+def _superellipse(
+    X: np.ndarray,
+    Y: np.ndarray,
+    a: float | np.ndarray,
+    b: float | np.ndarray,
+    *,
+    cx: float = 0.0,
+    cy: float = 0.0,
+    p: float = 2.0,
+) -> np.ndarray:
     """Normalised radius of a superellipse (< 1 inside)."""
     return (np.abs((X - cx) / a) ** p + np.abs((Y - cy) / b) ** p) ** (1.0 / p)
 
@@ -261,8 +269,19 @@ def _tube_fraction(grid: _Grid, p0, p1, r0: float, r1: float, *, soft_mm: float)
     return box, fraction
 
 
-def _paint_tube(hu: np.ndarray, grid: _Grid, p0, p1, r0: float, r1: float, value: float,
-                *, mask: np.ndarray | None = None, soft_mm: float = 1.0, record: np.ndarray | None = None) -> None:
+def _paint_tube(
+    hu: np.ndarray,
+    grid: _Grid,
+    p0,
+    p1,
+    r0: float,
+    r1: float,
+    value: float,
+    *,
+    mask: np.ndarray | None = None,
+    soft_mm: float = 1.0,
+    record: np.ndarray | None = None,
+) -> None:
     """Blend ``value`` into ``hu`` along a tube (only where ``mask`` is true, if given)."""
     found = _tube_fraction(grid, p0, p1, r0, r1, soft_mm=soft_mm)
     if found is None:
@@ -283,8 +302,12 @@ def _smooth_noise(rng: np.random.Generator, shape: tuple[int, ...], sigma_vox: t
     return field_ / std
 
 
-def _coarse_field(rng: np.random.Generator, shape: tuple[int, int, int], spacing_zyx: tuple[float, float, float],
-                  correlation_mm: float) -> np.ndarray:
+def _coarse_field(
+    rng: np.random.Generator,
+    shape: tuple[int, int, int],
+    spacing_zyx: tuple[float, float, float],
+    correlation_mm: float,
+) -> np.ndarray:
     """A smooth unit-variance random field on ``shape``, generated on a coarse grid and upsampled."""
     step_mm = correlation_mm / 2.0
     coarse = tuple(max(4, int(math.ceil(n * s / step_mm)) + 2) for n, s in zip(shape, spacing_zyx, strict=True))
@@ -411,7 +434,8 @@ class ThoraxAnatomy:
             alpha_g = np.clip(0.5 + (self.propensity - t_lesion) / ramp, 0.0, 1.0) * in_lung
             alpha_c = (
                 np.clip(0.5 + (self.propensity - t_cons) / ramp, 0.0, 1.0) * in_lung
-                if n_cons else np.zeros_like(alpha_g)
+                if n_cons
+                else np.zeros_like(alpha_g)
             )
             lesions[in_lung & (self.propensity >= t_lesion)] = GGO
             lesions[in_lung & (self.propensity >= t_cons)] = CONSOLIDATION
@@ -617,7 +641,7 @@ def _mediastinum_mask(X, Y, Z, dims: _Dimensions, spec: ThoraxSpec) -> np.ndarra
     # Central band: narrow at the anterior junction, wider behind it, widest at the hila.
     behind = 1.0 / (1.0 + np.exp(-(Y + 35.0 * s) / (10.0 * s)))
     hilum_z = np.exp(-(((Z - (dims.carina_z - 25.0 * s)) / (28.0 * s)) ** 2))
-    hilum_y = np.exp(-((Y - 10.0 * s) / (30.0 * s)) ** 2)
+    hilum_y = np.exp(-(((Y - 10.0 * s) / (30.0 * s)) ** 2))
     half_width = 11.0 * s + 19.0 * s * behind + 18.0 * s * hilum_z * hilum_y
     band = np.abs(X - 4.0 * s) < half_width
     hx, hy, hz = dims.heart_centre
@@ -655,8 +679,9 @@ def _paint_mediastinum(hu: np.ndarray, grid: _Grid, dims: _Dimensions, spec: Tho
         _paint_tube(hu, grid, np.array(p0) * s, np.array(p1) * s, r0 * s, r1 * s, BLOOD_HU, mask=not_lung, soft_mm=1.5)
 
 
-def _paint_central_airways(hu: np.ndarray, grid: _Grid, dims: _Dimensions, spec: ThoraxSpec,
-                           lumen: np.ndarray) -> np.ndarray:
+def _paint_central_airways(
+    hu: np.ndarray, grid: _Grid, dims: _Dimensions, spec: ThoraxSpec, lumen: np.ndarray
+) -> np.ndarray:
     """Trachea and main bronchi (wall + air); returns their mask (excluded from the lungs)."""
     s = spec.scale
     carina = np.array([0.0, 16.0, dims.carina_z / s]) * s
@@ -756,8 +781,16 @@ def _paint_sternum_and_girdle(hu, grid: _Grid, dims: _Dimensions, spec: ThoraxSp
         hu[scap] = CORTICAL_HU - 200.0
 
 
-def _grow_trees(hu, grid: _Grid, dims: _Dimensions, spec: ThoraxSpec, lungs: np.ndarray,
-                solid: np.ndarray, lumen: np.ndarray, rng: np.random.Generator) -> None:
+def _grow_trees(
+    hu,
+    grid: _Grid,
+    dims: _Dimensions,
+    spec: ThoraxSpec,
+    lungs: np.ndarray,
+    solid: np.ndarray,
+    lumen: np.ndarray,
+    rng: np.random.Generator,
+) -> None:
     """Pulmonary arteries with bronchi beside them, and veins, branching randomly inside each lung."""
     s = spec.scale
     segments: list[tuple[np.ndarray, np.ndarray, float, float, bool]] = []
@@ -768,16 +801,45 @@ def _grow_trees(hu, grid: _Grid, dims: _Dimensions, spec: ThoraxSpec, lungs: np.
         hilum_artery = np.array([side * 52.0, 12.0, dims.carina_z / s - 28.0]) * s
         hilum_vein = np.array([side * 48.0, -4.0, dims.carina_z / s - 70.0]) * s
         directions = [
-            (side * 0.35, 0.2, 1.0), (side * 0.6, -0.6, 0.7), (side * 1.0, -0.3, 0.05), (side * 0.8, 0.6, 0.1),
-            (side * 0.5, 0.7, -0.7), (side * 0.7, -0.6, -0.6),
+            (side * 0.35, 0.2, 1.0),
+            (side * 0.6, -0.6, 0.7),
+            (side * 1.0, -0.3, 0.05),
+            (side * 0.8, 0.6, 0.1),
+            (side * 0.5, 0.7, -0.7),
+            (side * 0.7, -0.6, -0.6),
         ]
         for direction in directions:
-            _branch(segments, grid, mask, hilum_artery, np.asarray(direction, dtype=float), 26.0 * s, 4.6 * s, 0,
-                    rng, bronchus=True)
-        for direction in [(side * 0.8, 0.3, 0.5), (side * 0.8, 0.2, -0.8), (side * 0.9, -0.5, -0.2),
-                          (side * 0.6, 0.8, -0.3), (side * 0.5, -0.4, 0.8)]:
-            _branch(segments, grid, mask, hilum_vein, np.asarray(direction, dtype=float), 26.0 * s, 4.4 * s, 0,
-                    rng, bronchus=False)
+            _branch(
+                segments,
+                grid,
+                mask,
+                hilum_artery,
+                np.asarray(direction, dtype=float),
+                26.0 * s,
+                4.6 * s,
+                0,
+                rng,
+                bronchus=True,
+            )
+        for direction in [
+            (side * 0.8, 0.3, 0.5),
+            (side * 0.8, 0.2, -0.8),
+            (side * 0.9, -0.5, -0.2),
+            (side * 0.6, 0.8, -0.3),
+            (side * 0.5, -0.4, 0.8),
+        ]:
+            _branch(
+                segments,
+                grid,
+                mask,
+                hilum_vein,
+                np.asarray(direction, dtype=float),
+                26.0 * s,
+                4.4 * s,
+                0,
+                rng,
+                bronchus=False,
+            )
     in_lung = lungs > 0
     for p0, p1, r0, r1, bronchus in segments:
         found = _tube_fraction(grid, p0, p1, r0, r1, soft_mm=1.2)
@@ -816,8 +878,19 @@ def _grow_trees(hu, grid: _Grid, dims: _Dimensions, spec: ThoraxSpec, lungs: np.
                 np.maximum(lumen[abox], afrac, out=lumen[abox])
 
 
-def _branch(segments: list, grid: _Grid, mask: np.ndarray, start: np.ndarray, direction: np.ndarray,
-            length: float, radius: float, depth: int, rng: np.random.Generator, *, bronchus: bool) -> None:
+def _branch(
+    segments: list,
+    grid: _Grid,
+    mask: np.ndarray,
+    start: np.ndarray,
+    direction: np.ndarray,
+    length: float,
+    radius: float,
+    depth: int,
+    rng: np.random.Generator,
+    *,
+    bronchus: bool,
+) -> None:
     """Recursive random branching; a segment is kept only when its end lies inside ``mask``."""
     if radius < 0.6 or depth > 10:
         return
@@ -838,12 +911,23 @@ def _branch(segments: list, grid: _Grid, mask: np.ndarray, start: np.ndarray, di
         axis -= axis @ direction * direction
         axis /= np.linalg.norm(axis) or 1.0
         new_direction = direction * math.cos(angle) + axis * math.sin(angle)
-        _branch(segments, grid, mask, end, new_direction, length * rng.uniform(0.74, 0.86),
-                end_radius * rng.uniform(0.74, 0.84), depth + 1, rng, bronchus=bronchus)
+        _branch(
+            segments,
+            grid,
+            mask,
+            end,
+            new_direction,
+            length * rng.uniform(0.74, 0.86),
+            end_radius * rng.uniform(0.74, 0.84),
+            depth + 1,
+            rng,
+            bronchus=bronchus,
+        )
 
 
-def _lesion_propensity(lungs: np.ndarray, grid: _Grid, dims: _Dimensions, spec: ThoraxSpec,
-                       rng: np.random.Generator) -> np.ndarray:
+def _lesion_propensity(
+    lungs: np.ndarray, grid: _Grid, dims: _Dimensions, spec: ThoraxSpec, rng: np.random.Generator
+) -> np.ndarray:
     """Smooth random field + posterior, lower-zone and subpleural preference (inside the lungs)."""
     sx, sy, sz = spec.spacing
     in_lung = lungs > 0

@@ -6,7 +6,8 @@ and the derived lung masks go to the training cache directory.
 Roles (see ``segmentation/MODEL_CARD.md``):
 
 * ``train``: lesions are synthesised into these for training;
-* ``validation``: held out of training; synthetic validation cases are built from it;
+* ``chest``: the two complete real chest CTs; one is held out of training (``holdout``) and the
+  synthetic validation cases are built from it, the other is a training background;
 * ``check``: real-data checks only (CIP reference lung mask, the LIDC-IDRI-0002 GGO nodule).
 """
 
@@ -34,7 +35,7 @@ MASK_VERSION = "classical-1"
 
 class Role(StrEnum):
     TRAIN = "train"
-    VALIDATION = "validation"
+    CHEST = "chest"
     CHECK = "check"
 
 
@@ -53,7 +54,7 @@ class BackgroundSource:
 
 
 SOURCES: tuple[BackgroundSource, ...] = (
-    BackgroundSource("popi", "popi-4dct-phase00-itkelastix", "dicom_00", Role.TRAIN, weight=1.0),
+    BackgroundSource("popi", "popi-4dct-phase00-itkelastix", "dicom_00", Role.CHEST, weight=1.0),
     BackgroundSource(
         "lidc-0001",
         "lidc-3slabs-nodule-outlines",
@@ -72,7 +73,7 @@ SOURCES: tuple[BackgroundSource, ...] = (
     ),
     BackgroundSource("cip-2sl", "cip-chest-imaging-platform", "simple_dicom", Role.TRAIN, weight=0.08),
     BackgroundSource("cip-crop-2sl", "cip-chest-imaging-platform", "crop_ct_2slices.nrrd", Role.TRAIN, weight=0.08),
-    BackgroundSource("dlwpt", "dlwpt-chest-ct-dicom", "2-LUNG_3.0_B70f-04083", Role.VALIDATION),
+    BackgroundSource("dlwpt", "dlwpt-chest-ct-dicom", "2-LUNG_3.0_B70f-04083", Role.CHEST, weight=1.0),
     BackgroundSource("cip-64", "cip-chest-imaging-platform", "ct-64.nrrd", Role.CHECK),
     # Its classical mask cuts dense dependent lung out (R231 includes it): a check, not a training background.
     BackgroundSource("lungmask-2sl", "lungmask-testdata", "testdata", Role.CHECK),
@@ -84,6 +85,18 @@ SOURCES: tuple[BackgroundSource, ...] = (
         nodules="labels/LIDC-IDRI-0002_nreaders.nii.gz",
     ),
 )
+
+
+#: The complete real chest CTs; exactly one of them is held out of training.
+CHESTS = tuple(s.name for s in SOURCES if s.role is Role.CHEST)
+
+
+def training_sources(holdout: str) -> list[BackgroundSource]:
+    """Training backgrounds when ``holdout`` (one of :data:`CHESTS`) is kept for validation."""
+    if holdout not in CHESTS:
+        raise ValueError(f"holdout must be one of {', '.join(CHESTS)}, got {holdout!r}")
+    chests = [s for s in SOURCES if s.role is Role.CHEST and s.name != holdout]
+    return chests + [s for s in SOURCES if s.role is Role.TRAIN]
 
 
 def source(name: str) -> BackgroundSource:

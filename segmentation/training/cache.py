@@ -25,23 +25,32 @@ import numpy as np
 from pipeline.io.atomic import atomic_path, write_text_atomic
 from segmentation.preprocess import PreprocessParameters
 from segmentation.synth.acquisition import sample_acquisition
-from segmentation.synth.backgrounds import SOURCES, Background, DataRoot, Role, load_background
+from segmentation.synth.backgrounds import Background, DataRoot, load_background, training_sources
 from segmentation.synth.lesions import PlanKind, sample_plan
+from segmentation.synth.phantom_backgrounds import is_phantom, phantom_background, phantom_name
 from segmentation.training.cases import simulate_case, working_sample
 
 log = logging.getLogger(__name__)
 
 #: Bump when case generation changes (invalidates caches).
-CACHE_VERSION = "train-2"
+CACHE_VERSION = "train-3"
 
-#: Share of each family of synthetic cases in the training set.
+#: Share of each family of synthetic cases in the training set. Border cases (dense
+#: consolidation against the chest wall and diaphragm) are over-represented: they are where a
+#: segmenter cuts diseased lung out, the failure this model exists to avoid.
 KIND_MIX: tuple[tuple[PlanKind, float], ...] = (
     (PlanKind.NONE, 0.12),
-    (PlanKind.FOCAL, 0.28),
+    (PlanKind.FOCAL, 0.25),
     (PlanKind.DIFFUSE, 0.25),
-    (PlanKind.BORDER, 0.20),
+    (PlanKind.BORDER, 0.23),
     (PlanKind.MIXED, 0.15),
 )
+
+#: Weight of the synthetic thorax phantoms next to the real backgrounds' weights (the complete
+#: real chest has 1.0): about a quarter of the cases.
+PHANTOM_WEIGHT = 0.55
+#: Training cases rendered on each phantom anatomy (different lesions and acquisitions).
+CASES_PER_PHANTOM = 3
 
 
 @dataclass(frozen=True)
@@ -56,21 +65,37 @@ class CaseRecord:
     shape: tuple[int, int, int]
 
 
-def cache_key(params: PreprocessParameters, n_cases: int, seed: int) -> str:
-    text = json.dumps({"v": CACHE_VERSION, "p": params.to_dict(), "n": n_cases, "seed": seed}, sort_keys=True)
+def cache_key(params: PreprocessParameters, n_cases: int, seed: int, holdout: str = "dlwpt") -> str:
+    identity = {"v": CACHE_VERSION, "p": params.to_dict(), "n": n_cases, "seed": seed}
+    if holdout != "dlwpt":  # (caches built before the hold-out became a setting keep their key)
+        identity["holdout"] = holdout
+    text = json.dumps(identity, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-def assign_backgrounds(n_cases: int) -> list[str]:
-    """Deterministic background of each case, proportional to the sources' weights."""
-    train = [s for s in SOURCES if s.role is Role.TRAIN]
-    weights = np.array([s.weight for s in train], float)
+def assign_backgrounds(n_cases: int, holdout: str = "dlwpt") -> list[str]:
+    """Deterministic background of each case, proportional to the sources' weights.
+
+    Real backgrounds come first, then the phantoms (``phantom-000``, ... each used for
+    :data:`CASES_PER_PHANTOM` consecutive cases), so cases of one background are contiguous.
+    """
+    train = training_sources(holdout)
+    weights = np.array([s.weight for s in train] + [PHANTOM_WEIGHT], float)
     counts = np.floor(weights / weights.sum() * n_cases).astype(int)
     counts[0] += n_cases - counts.sum()
     names: list[str] = []
-    for s, count in zip(train, counts, strict=True):
+    for s, count in zip(train, counts[:-1], strict=True):
         names += [s.name] * int(count)
+    names += [phantom_name(i // CASES_PER_PHANTOM) for i in range(int(counts[-1]))]
     return names
+
+
+def _load(name: str, data: DataRoot, cache_dir: Path, seed: int) -> Background:
+    if is_phantom(name):
+        return phantom_background(name, seed=seed)
+    from segmentation.synth.backgrounds import source
+
+    return load_background(source(name), data, cache_dir)
 
 
 def build_training_cache(
@@ -80,15 +105,19 @@ def build_training_cache(
     params: PreprocessParameters,
     n_cases: int,
     seed: int,
+    holdout: str = "dlwpt",
 ) -> Path:
-    """Render ``n_cases`` synthetic training cases (skipping those already cached); return the folder."""
-    folder = Path(cache_dir) / f"train-{cache_key(params, n_cases, seed)}"
+    """Render ``n_cases`` synthetic training cases (skipping those already cached); return the folder.
+
+    ``holdout`` is the complete chest CT kept out of training (for validation).
+    """
+    folder = Path(cache_dir) / f"train-{cache_key(params, n_cases, seed, holdout)}"
     folder.mkdir(parents=True, exist_ok=True)
     index_path = folder / "index.json"
     if index_path.exists():
         return folder
     data = DataRoot(data_root)
-    names = assign_backgrounds(n_cases)
+    names = assign_backgrounds(n_cases, holdout)
     backgrounds: dict[str, Background] = {}
     records: list[dict] = []
     kinds = [k for k, _ in KIND_MIX]
@@ -101,9 +130,8 @@ def build_training_cache(
             records.append(json.loads(meta_path.read_text()))
             continue
         if name not in backgrounds:
-            from segmentation.synth.backgrounds import source
-
-            backgrounds[name] = load_background(source(name), data, cache_dir)
+            backgrounds.clear()  # cases of one background are contiguous: keep one in memory
+            backgrounds[name] = _load(name, data, cache_dir, seed)
         background = backgrounds[name]
         rng = np.random.default_rng([seed, index])
         kind = kinds[int(rng.choice(len(kinds), p=probabilities / probabilities.sum()))]
@@ -137,6 +165,12 @@ def build_training_cache(
             100 * fraction,
             time.monotonic() - start,
         )
-    index_doc = {"version": CACHE_VERSION, "params": params.to_dict(), "seed": seed, "cases": records}
+    index_doc = {
+        "version": CACHE_VERSION,
+        "params": params.to_dict(),
+        "seed": seed,
+        "holdout": holdout,
+        "cases": records,
+    }
     write_text_atomic(index_path, json.dumps(index_doc, indent=1))
     return folder

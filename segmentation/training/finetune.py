@@ -127,6 +127,7 @@ def finetune(
             params=base.preprocessing,
             n_cases=settings.n_cases,
             seed=settings.seed,
+            holdout=settings.holdout_background,
         )
         synthetic = open_cache(folder)
         share = settings.finetune_synthetic_fraction
@@ -162,4 +163,6 @@ def finetune(
         architecture=base.architecture,
         preprocessing=base.preprocessing,
         metadata=metadata,
+        # The base model's calibrated thresholds (recalibrate on your own development cases if needed).
+        thresholds=base.thresholds,
     )

@@ -20,6 +20,7 @@ import SimpleITK as sitk
 from segmentation.network import NetworkSpec
 from segmentation.preprocess import PreprocessParameters, resample_to_working, to_working
 from segmentation.settings import TrainingSettings
+from segmentation.synth.backgrounds import CHESTS
 from segmentation.training.train import TrainConfig, config_dict, open_cache, train_network
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,7 @@ def train_config(
         crop=tuple(settings.crop),  # type: ignore[arg-type]
         lesion_weight=settings.lesion_weight,
         augment_strength=settings.augment_strength,
+        augmentation=settings.augmentation.value,
         lung_slice_fraction=settings.lung_slice_fraction,
         seed=settings.seed,
         threads=settings.threads,
@@ -107,11 +109,17 @@ def train_default_model(
 
     cache_dir = Path(settings.cache_dir).expanduser()
     start = time.monotonic()
+    holdout = settings.holdout_background
     folder = build_training_cache(
-        data_root=data_root, cache_dir=cache_dir, params=preprocessing, n_cases=settings.n_cases, seed=settings.seed
+        data_root=data_root,
+        cache_dir=cache_dir,
+        params=preprocessing,
+        n_cases=settings.n_cases,
+        seed=settings.seed,
+        holdout=holdout,
     )
     data_seconds = time.monotonic() - start
-    validation_folder = build_validation_set(data_root=data_root, cache_dir=cache_dir)
+    validation_folder = build_validation_set(data_root=data_root, cache_dir=cache_dir, background=holdout)
     monitor = monitoring_samples(validation_folder, preprocessing)
     config = train_config(settings, steps=steps)
     result = train_network(
@@ -124,6 +132,7 @@ def train_default_model(
             "cache": folder.name,
             "n_cases": settings.n_cases,
             "seed": settings.seed,
+            "holdout_background": holdout,
             "config": config_dict(config),
             "data_seconds": round(data_seconds, 1),
             "train_seconds": round(result.seconds, 1),
@@ -141,4 +150,30 @@ def train_default_model(
         preprocessing=preprocessing,
         metadata=metadata,
     )
+    # Lesion threshold: calibrated on development cases rendered on the *training* chest
+    # (new lesions and acquisitions), never on the held-out one (segmentation/training/calibrate.py).
+    development = next(name for name in CHESTS if name != holdout)
+    calibration = calibrate_saved_model(json_path, data_root=data_root, cache_dir=cache_dir, background=development)
+    metadata["training"]["calibration"] = {"background": development, **calibration.to_dict()}
+    metadata["training"]["total_seconds"] = round(time.monotonic() - start, 1)
+    json_path = write_model(
+        directory=output_dir,
+        model_id=model_id,
+        state_dict=result.state_dict,
+        architecture=architecture,
+        preprocessing=preprocessing,
+        metadata=metadata,
+        thresholds=calibration.thresholds,
+    )
     return TrainOutcome(json_path, time.monotonic() - start, result.history)
+
+
+def calibrate_saved_model(json_path: Path, *, data_root: Path, cache_dir: Path, background: str):
+    """Calibrate the lesion threshold of the model at ``json_path`` on the development cases of ``background``."""
+    from segmentation.inference import load_model
+    from segmentation.training.calibrate import calibrate_lesion_threshold
+    from segmentation.training.validation import build_validation_set
+
+    folder = build_validation_set(data_root=data_root, cache_dir=cache_dir, background=background)
+    model = load_model(json_path, device="cpu")
+    return calibrate_lesion_threshold(model, folder)

@@ -39,6 +39,8 @@ class TrainConfig:
     seed: int
     threads: int
     validate_every: int
+    augmentation: str = "torch"
+    """``torch`` (:mod:`segmentation.training.augment`) or ``monai`` (:mod:`~segmentation.training.augment_monai`)."""
 
 
 @dataclass
@@ -225,8 +227,7 @@ def train_network(
         progress = (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps)
         return config.learning_rate * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * progress)))
 
-    from segmentation.training.augment import augment_batch
-
+    augment = _augmenter(config)
     sampler = SliceSampler(cases, params, config, gen)
     history: list[dict] = []
     start = time.monotonic()
@@ -237,7 +238,7 @@ def train_network(
             group["lr"] = lr_at(step)
         t0 = time.perf_counter()
         image, lungs, lesions = sampler.draw(config.batch_size)
-        image, lungs, lesions = augment_batch(image, lungs, lesions, gen, strength=config.augment_strength)
+        image, lungs, lesions = augment(image, lungs, lesions, gen)
         t1 = time.perf_counter()
         logits = net(image)
         loss, lung_loss, lesion_loss = segmentation_loss(logits, lungs, lesions, lesion_weight=config.lesion_weight)
@@ -279,6 +280,22 @@ def train_network(
         seconds=time.monotonic() - start,
         steps=config.steps,
     )
+
+
+def _augmenter(config: TrainConfig):
+    """The batch augmentation ``(image, lungs, lesions, gen) -> (image, lungs, lesions)`` of ``config``."""
+    if config.augmentation == "monai":
+        from segmentation.training.augment_monai import MonaiAugmenter
+
+        return MonaiAugmenter(crop=config.crop, strength=config.augment_strength)
+    if config.augmentation != "torch":
+        raise ValueError(f"unknown augmentation {config.augmentation!r} (torch or monai)")
+    from segmentation.training.augment import augment_batch
+
+    def augment(image, lungs, lesions, gen):
+        return augment_batch(image, lungs, lesions, gen, strength=config.augment_strength)
+
+    return augment
 
 
 def config_dict(config: TrainConfig) -> dict:

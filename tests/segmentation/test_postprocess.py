@@ -87,3 +87,46 @@ def test_small_lesion_specks_can_be_dropped():
     lungs_w = clean_lungs(fields, min_component_fraction=0.02)
     clean_lesions(fields, lungs_w, min_component_voxels=3)
     assert fields.lesion[5, 20, 15] == 0.0 and fields.lesion[4, 15, 45] > 0.5
+
+
+def test_noisy_probabilities_give_one_component_per_side():
+    rng = np.random.default_rng(0)
+    right, left = _two_lungs()
+    noise = rng.random(right.shape).astype(np.float32)
+    right = np.where(noise > 0.97, 0.9, right)  # hundreds of isolated specks outside the lungs
+    left = np.where((noise < 0.02) & (right == 0), 0.9, left)
+    fields = _fields(right, left)
+    labels = clean_lungs(fields, min_component_fraction=0.02)
+    from scipy import ndimage as ndi
+
+    for side in (1, 2):
+        _, n = ndi.label(labels == side, structure=ndi.generate_binary_structure(3, 2))
+        assert n == 1
+    assert ((fields.lung > 0.5) == (labels > 0)).all()
+
+
+def test_a_lower_lesion_threshold_grows_the_lesion_exactly_where_the_probability_allows():
+    from segmentation.postprocess import Thresholds
+
+    right, left = _two_lungs()
+    lesion = np.zeros(right.shape, np.float32)
+    lesion[3:9, 12:28, 7:23] = 0.35  # an uncertain rim ...
+    lesion[4:8, 15:25, 10:20] = 0.8  # ... around a confident core
+    fields = _fields(right, left, lesion)
+    for threshold, expected in ((0.5, 4 * 10 * 10), (0.3, 6 * 16 * 16)):
+        shifted = fields.with_thresholds(Thresholds(lesion=threshold))
+        lungs = clean_lungs(shifted, min_component_fraction=0.02)
+        clean_lesions(shifted, lungs, min_component_voxels=0)
+        assert int((shifted.lesion > 0.5).sum()) == expected
+    assert float(fields.lesion.max()) == np.float32(0.8)  # the original fields are untouched
+
+
+def test_thresholds_are_validated():
+    import pytest
+
+    from segmentation.postprocess import Thresholds
+
+    assert Thresholds.from_dict(None) == Thresholds(0.5, 0.5)
+    assert Thresholds.from_dict({"lesion_threshold": 0.3}).lesion == 0.3
+    with pytest.raises(ValueError, match="lesion_threshold"):
+        Thresholds.from_dict({"lesion_threshold": 1.5})

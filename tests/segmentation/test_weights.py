@@ -92,3 +92,25 @@ def test_shipped_weights_match_their_checksum():
     verify_checksum(description)
     assert description.weights_path.stat().st_size < 8 * 1024 * 1024
     assert description.model_id == "lunglesion-seg-v1"
+
+
+def test_thresholds_travel_with_the_model(tmp_path):
+    from segmentation.postprocess import Thresholds
+
+    net = build_network(TINY)
+    path = write_model(
+        directory=tmp_path,
+        model_id="calibrated",
+        state_dict=net.state_dict(),
+        architecture=TINY,
+        preprocessing=PARAMS,
+        metadata={},
+        thresholds=Thresholds(lung=0.5, lesion=0.3),
+    )
+    assert json.loads(path.read_text())["postprocessing"] == {"lung_threshold": 0.5, "lesion_threshold": 0.3}
+    assert read_description(path).thresholds == Thresholds(lung=0.5, lesion=0.3)
+    # A model JSON written before thresholds existed decides at 0.5.
+    data = json.loads(path.read_text())
+    del data["postprocessing"]
+    path.write_text(json.dumps(data))
+    assert read_description(path).thresholds == Thresholds()
