@@ -11,8 +11,12 @@ FROM ${BASE_IMAGE}
 # Where torch comes from decides CPU vs CUDA: the CPU or a CUDA wheel index of pytorch.org.
 ARG TORCH_VERSION=2.13.0
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
-# Extra pip arguments for the torch install (e.g. "--no-index --find-links /wheels" for offline builds).
+# Extra pip arguments for the torch install, e.g. "--find-links /wheels" for a folder holding the torch
+# wheel (add --no-index only if the folder holds torch's dependencies too).
 ARG TORCH_PIP_ARGS=""
+# Extra pip arguments for the project install, e.g. "--index-url https://mirror.example/simple" behind a
+# hospital proxy (a CA bundle mounted at build time goes in with --cert).
+ARG PIP_ARGS=""
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -35,8 +39,8 @@ COPY pipeline ./pipeline
 COPY segmentation ./segmentation
 COPY metrics ./metrics
 # Dependency versions are pinned to ranges in pyproject.toml (DL3013 cannot see them).
-# hadolint ignore=DL3013
-RUN pip install . && lunglesion --version
+# hadolint ignore=SC2086,DL3013
+RUN pip install ${PIP_ARGS} . && lunglesion --version
 
 RUN useradd --create-home --uid 10001 --shell /usr/sbin/nologin lunglesion
 USER 10001

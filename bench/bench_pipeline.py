@@ -21,7 +21,8 @@ sampled every 0.1 s. The machine's load average is recorded before and after eac
 
 Usage::
 
-    python bench/bench_pipeline.py [--skip-800] [--skip-throughput] [--out bench/results/bench_pipeline.json]
+    python bench/bench_pipeline.py [--skip-800] [--skip-throughput] [--device cpu|cuda]
+        [--out bench/results/bench_pipeline.json]
 """
 
 from __future__ import annotations
@@ -98,8 +99,15 @@ def resampled_series(source: Path, destination: Path, *, n_slices: int, tag: str
     size, spacing = image.GetSize(), image.GetSpacing()
     step = (size[2] - 1) * spacing[2] / (n_slices - 1)
     resampled = sitk.Resample(
-        image, [size[0], size[1], n_slices], sitk.Transform(), sitk.sitkLinear, image.GetOrigin(),
-        (spacing[0], spacing[1], step), image.GetDirection(), -1024, sitk.sitkInt16,
+        image,
+        [size[0], size[1], n_slices],
+        sitk.Transform(),
+        sitk.sitkLinear,
+        image.GetOrigin(),
+        (spacing[0], spacing[1], step),
+        image.GetDirection(),
+        -1024,
+        sitk.sitkInt16,
     )
     direction = np.asarray(image.GetDirection()).reshape(3, 3)
     # Geometry stacks slices along row x column; a series sorted the other way has a negative step.
@@ -112,8 +120,12 @@ def resampled_series(source: Path, destination: Path, *, n_slices: int, tag: str
     )
     hu = sitk.GetArrayFromImage(resampled).clip(-1024, 3071)
     write_ct_series(
-        destination, hu, geometry=geometry, patient=Patient(patient_id=f"BENCH-{tag}"),
-        study=Study(study_id=tag), series=Series(description=f"CHEST {step:.2f} B70f resampled", kernel="B70f"),
+        destination,
+        hu,
+        geometry=geometry,
+        patient=Patient(patient_id=f"BENCH-{tag}"),
+        study=Study(study_id=tag),
+        series=Series(description=f"CHEST {step:.2f} B70f resampled", kernel="B70f"),
     )
     return destination
 
@@ -174,8 +186,10 @@ class PeakMemory:
                     cmdline = " ".join(process.cmdline())
                 except (OSError, StopIteration, psutil.Error):
                     continue
-                kind = "main" if process.pid == self.pid else (
-                    "worker" if "spawn_main" in cmdline and "resource_tracker" not in cmdline else "other"
+                kind = (
+                    "main"
+                    if process.pid == self.pid
+                    else ("worker" if "spawn_main" in cmdline and "resource_tracker" not in cmdline else "other")
                 )
                 entry = self.peaks.setdefault(process.pid, {"kind": kind, "peak_mb": 0.0})
                 entry["peak_mb"] = max(entry["peak_mb"], round(hwm / 1024.0, 1))
@@ -187,10 +201,23 @@ class PeakMemory:
         return {"main_peak_mb": max(main) if main else None, "worker_peaks_mb": workers}
 
 
-def run_pipeline(inputs: list[Path], out: Path, *, outputs: str, workers: int) -> dict:
+def run_pipeline(inputs: list[Path], out: Path, *, outputs: str, workers: int, device: str = "cpu") -> dict:
     """One ``lunglesion run``: wall time, run.json, per-scan stage seconds, peak memory."""
-    args = [str(LUNGLESION), "run", *(str(p) for p in inputs), "--out", str(out), "--outputs", outputs,
-            "--workers", str(workers), "--log-level", "WARNING"]
+    args = [
+        str(LUNGLESION),
+        "run",
+        *(str(p) for p in inputs),
+        "--out",
+        str(out),
+        "--outputs",
+        outputs,
+        "--workers",
+        str(workers),
+        "--device",
+        device,
+        "--log-level",
+        "WARNING",
+    ]
     load_before = load_average()
     start = time.perf_counter()
     process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -223,6 +250,7 @@ def run_pipeline(inputs: list[Path], out: Path, *, outputs: str, workers: int) -
         "elapsed_s": run["elapsed_s"],
         "index_s": run["index_s"],
         "n_scans": len(scans),
+        "devices_used": run.get("devices_used", []),
         "scans": scans,
         "memory": memory.summary(),
         "load_average_before": load_before,
@@ -270,6 +298,7 @@ def main() -> int:
     parser.add_argument("--skip-800", action="store_true", help="skip the 512 x 512 x 800 memory case")
     parser.add_argument("--skip-throughput", action="store_true", help="skip the 8-scan workers 1 vs 2 case")
     parser.add_argument("--only-99", action="store_true", help="only the 99-slice case (a quick check)")
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where the network runs")
     args = parser.parse_args()
     if not SHARED_OPEN.exists():
         print("bench_pipeline: ../shared/data is not present next to this checkout", file=sys.stderr)
@@ -287,6 +316,8 @@ def main() -> int:
             "cpu_count": os.cpu_count(),
             "python": platform.python_version(),
             "torch": torch.__version__,
+            "device": args.device,
+            "gpu": torch.cuda.get_device_name(0) if args.device == "cuda" and torch.cuda.is_available() else None,
         },
         "lunglesion": __version__,
         "model": {"id": description.model_id, "sha256": description.sha256},
@@ -310,7 +341,7 @@ def main() -> int:
             case = {"sitk_read_s": round(sitk_s, 3)}
             for label, outputs in (("csv", "csv"), ("all_outputs", ALL_OUTPUTS)):
                 out = tmp / f"out-{name}-{label}"
-                run = run_pipeline(folders, out, outputs=outputs, workers=1)
+                run = run_pipeline(folders, out, outputs=outputs, workers=1, device=args.device)
                 case[label] = {"per_scan": per_scan_table(run, sitk_read_s=sitk_s), "run": run}
                 shutil.rmtree(out)
                 print(f"{name} {label}: {json.dumps(case[label]['per_scan'])}", file=sys.stderr)
@@ -324,7 +355,7 @@ def main() -> int:
             throughput = {}
             for workers in (1, 2):
                 out = tmp / f"out-throughput-{workers}"
-                run = run_pipeline(folders, out, outputs="csv", workers=workers)
+                run = run_pipeline(folders, out, outputs="csv", workers=workers, device=args.device)
                 throughput[f"workers_{workers}"] = {
                     "wall_s": run["wall_s"],
                     "elapsed_s": run["elapsed_s"],
@@ -346,7 +377,7 @@ def main() -> int:
             shutil.rmtree(tmp / "in300", ignore_errors=True)
             folder = resampled_series(source, tmp / "in800", n_slices=800, tag="800")
             out = tmp / "out-800"
-            run = run_pipeline([folder], out, outputs="csv", workers=1)
+            run = run_pipeline([folder], out, outputs="csv", workers=1, device=args.device)
             results["volume_512x512x800"] = {
                 "size": run["scans"][0]["size"],
                 "seconds": run["scans"][0]["seconds"],

@@ -34,3 +34,28 @@ def test_readme_config_examples_are_valid_overlays(tmp_path):
         overlay.write_text(block, encoding="utf-8")
         assert yaml.safe_load(block)
         load_settings(overlay)  # raises ConfigError if the example is wrong
+
+
+def test_readme_cohort_example_is_a_valid_cohort_file(tmp_path):
+    from pipeline.cohort import read_cohort
+
+    blocks = re.findall(r"```csv\n(.*?)```", README, flags=re.S)
+    assert blocks, "the README should show a cohort file"
+    for number, block in enumerate(blocks):
+        path = tmp_path / f"cohort{number}.csv"
+        path.write_text(block, encoding="utf-8")
+        cohort = read_cohort(path)  # raises LunglesionError(COHORT_INVALID) if the example is wrong
+        assert cohort.patient_ids
+        if "C3N-00247" in block:
+            assert cohort.dicom_ids["C3N-00247"] == "P01"
+
+
+def test_relative_links_of_the_documents_resolve():
+    documents = [ROOT / "README.md", ROOT / "segmentation" / "MODEL_CARD.md", ROOT / "metrics" / "README.md"]
+    broken = []
+    for document in documents:
+        text = document.read_text(encoding="utf-8")
+        for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", text):
+            if "://" not in target and not (document.parent / target).exists():
+                broken.append(f"{document.relative_to(ROOT)} -> {target}")
+    assert not broken, f"links to missing files: {broken}"
