@@ -61,6 +61,13 @@ def dask_client(options: ExecutionOptions) -> Iterator[Any]:
         "distributed.scheduler.worker-saturation": 1.0,
         "distributed.worker.daemon": False,
         "distributed.admin.tick.limit": "60s",
+        # What a LocalCluster's nanny puts in each worker's environment. Dask's default also sets
+        # MALLOC_TRIM_THRESHOLD_=65536, which turns off glibc's adaptive mmap threshold: every
+        # large temporary array is then mapped and unmapped afresh, and segmentation of the real
+        # 99-slice series took 4.8 s instead of 2.3 s (measured here). Scans are freed whole after
+        # each task, so the default allocator returns their memory anyway. Torch sets its own
+        # thread count per worker; BLAS pools stay at one thread so workers do not oversubscribe.
+        "distributed.nanny.pre-spawn-environ": {"OMP_NUM_THREADS": 1, "MKL_NUM_THREADS": 1, "OPENBLAS_NUM_THREADS": 1},
     }
     with dask.config.set(config):
         if options.scheduler:

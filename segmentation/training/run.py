@@ -8,6 +8,7 @@ With a folder of user images and labels it fine-tunes the shipped (or given) mod
 
 from __future__ import annotations
 
+import functools
 import logging
 import platform
 import time
@@ -142,7 +143,8 @@ def train_default_model(
         },
         "labels": {"lungs": {"1": "right_lung", "2": "left_lung"}, "lesions": {"1": "ggo", "2": "consolidation"}},
     }
-    json_path = write_model(
+    save = functools.partial(
+        write_model,
         directory=output_dir,
         model_id=model_id,
         state_dict=result.state_dict,
@@ -150,21 +152,14 @@ def train_default_model(
         preprocessing=preprocessing,
         metadata=metadata,
     )
+    json_path = save()
     # Lesion threshold: calibrated on development cases rendered on the *training* chest
     # (new lesions and acquisitions), never on the held-out one (segmentation/training/calibrate.py).
     development = next(name for name in CHESTS if name != holdout)
     calibration = calibrate_saved_model(json_path, data_root=data_root, cache_dir=cache_dir, background=development)
     metadata["training"]["calibration"] = {"background": development, **calibration.to_dict()}
     metadata["training"]["total_seconds"] = round(time.monotonic() - start, 1)
-    json_path = write_model(
-        directory=output_dir,
-        model_id=model_id,
-        state_dict=result.state_dict,
-        architecture=architecture,
-        preprocessing=preprocessing,
-        metadata=metadata,
-        thresholds=calibration.thresholds,
-    )
+    json_path = save(thresholds=calibration.thresholds)  # the same files, now with the thresholds
     return TrainOutcome(json_path, time.monotonic() - start, result.history)
 
 
