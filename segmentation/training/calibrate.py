@@ -18,11 +18,15 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import SimpleITK as sitk
 
 from segmentation.postprocess import Thresholds
+
+if TYPE_CHECKING:
+    from segmentation.inference import LoadedModel
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +70,7 @@ def _dice(a: np.ndarray, b: np.ndarray) -> float | None:
 
 
 def calibrate_lesion_threshold(
-    model,
+    model: LoadedModel,
     folder: Path,
     *,
     batch_slices: int = 16,
@@ -74,10 +78,24 @@ def calibrate_lesion_threshold(
     min_lesion_voxels: int = 0,
     candidates: tuple[float, ...] = CANDIDATES,
 ) -> Calibration:
-    """Choose the lesion threshold of ``model`` (a :class:`~segmentation.inference.LoadedModel`).
+    """Choose the lesion threshold of ``model`` on the development cases in ``folder``.
 
-    ``folder`` holds development cases in the validation layout (``<case>_ct.nii.gz``,
-    ``_lungs.nii.gz``, ``_lesions.nii.gz`` and ``cases.json``).
+    Parameters
+    ----------
+    model
+        The trained network with its description (its lung threshold is kept).
+    folder
+        Development cases in the validation layout (``<case>_ct.nii.gz``, ``_lungs.nii.gz``,
+        ``_lesions.nii.gz`` and ``cases.json``).
+    batch_slices, min_component_fraction, min_lesion_voxels
+        As in ``segmentation`` of the configuration, so the calibration sees what a scan gets.
+    candidates
+        Lesion thresholds to try.
+
+    Returns
+    -------
+    Calibration
+        The chosen thresholds and every candidate's mean error and lesion Dice.
     """
     from segmentation.inference import decide, working_fields
 
