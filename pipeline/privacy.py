@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+from collections.abc import Iterable
 from pathlib import Path
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -52,6 +53,15 @@ def safe_path_component(value: object, *, fallback: str = "unknown") -> str:
     if changed and text:
         cleaned = f"{cleaned}-{short_hash(text, length=8)}"
     return cleaned
+
+
+def replace_identifiers(text: str, pairs: Iterable[tuple[str, str]]) -> str:
+    """Replace each raw identifier of ``pairs`` in ``text`` by its replacement, longest first
+    (so an identifier that contains another is replaced whole); empty identifiers are skipped."""
+    for raw, replacement in sorted(pairs, key=lambda pair: len(pair[0]), reverse=True):
+        if raw:
+            text = text.replace(raw, replacement)
+    return text
 
 
 def contained_path(root: Path, *components: str) -> Path:

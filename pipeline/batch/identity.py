@@ -12,12 +12,11 @@ identifier (file paths, messages) goes through :meth:`PatientIdentity.redact`.
 
 from __future__ import annotations
 
-import re
 from dataclasses import replace
 
 from pipeline.cohort.model import Cohort, ScanOverride
 from pipeline.ingest.candidate import SeriesCandidate
-from pipeline.privacy import Pseudonymizer, safe_path_component
+from pipeline.privacy import Pseudonymizer, replace_identifiers, safe_path_component
 from pipeline.reports.linking import resolve_patient
 
 
@@ -63,7 +62,7 @@ class PatientIdentity:
         if self._pseudonymizer is None:
             return ()
         raws = {candidate.patient_id, self._resolved(candidate)} - {""}
-        return tuple((raw, self._out(raw)) for raw in sorted(raws, key=len, reverse=True))
+        return tuple((raw, self._out(raw)) for raw in sorted(raws))
 
     def subject_label(self, candidate: SeriesCandidate) -> str:
         """A file-name-safe label of :meth:`subject`."""
@@ -87,10 +86,7 @@ class PatientIdentity:
         """Replace every known raw identifier in ``text`` by its pseudonym (no-op without pseudonyms)."""
         if self._pseudonymizer is None or not text:
             return text
-        for raw in sorted(self._raw, key=len, reverse=True):
-            if raw:
-                text = re.sub(re.escape(raw), self._pseudonymizer(raw), text)
-        return text
+        return replace_identifiers(text, ((raw, self._pseudonymizer(raw)) for raw in self._raw if raw))
 
 
 def _override(override: ScanOverride, out) -> ScanOverride:  # noqa: ANN001 - the mapping function

@@ -24,6 +24,7 @@ from pipeline.config import Settings
 from pipeline.errors import ErrorCode, LunglesionError
 from pipeline.ingest.candidate import SeriesCandidate
 from pipeline.io.atomic import write_text_atomic
+from pipeline.privacy import replace_identifiers
 
 log = logging.getLogger(__name__)
 
@@ -52,10 +53,8 @@ class ScanTask:
     """(raw identifier, pseudonym) pairs replaced in free text (messages) when pseudonymising."""
 
     def redact(self, text: str) -> str:
-        for raw, replacement in self.redactions:
-            if raw:
-                text = text.replace(raw, replacement)
-        return text
+        """``text`` with this scan's identifiers pseudonymised (no-op without ``--pseudonymize``)."""
+        return replace_identifiers(text, self.redactions)
 
 
 @dataclass(frozen=True)
