@@ -103,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
         output_dir=args.out,
         model_id=args.model_id or "lunglesion-seg-v1",
         settings=training,
+        inference=settings,
         steps=args.steps,
     )
     new = read_description(outcome.model_json)

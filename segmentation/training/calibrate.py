@@ -64,18 +64,13 @@ def _fraction(lungs: np.ndarray, lesions: np.ndarray) -> float:
     return 100.0 * int(np.count_nonzero(lesions)) / n if n else 0.0
 
 
-def _dice(a: np.ndarray, b: np.ndarray) -> float | None:
-    total = int(np.count_nonzero(a)) + int(np.count_nonzero(b))
-    return 2.0 * int(np.count_nonzero(a & b)) / total if total else None
-
-
 def calibrate_lesion_threshold(
     model: LoadedModel,
     folder: Path,
     *,
-    batch_slices: int = 16,
-    min_component_fraction: float = 0.02,
-    min_lesion_voxels: int = 0,
+    batch_slices: int,
+    min_component_fraction: float,
+    min_lesion_voxels: int,
     candidates: tuple[float, ...] = CANDIDATES,
 ) -> Calibration:
     """Choose the lesion threshold of ``model`` on the development cases in ``folder``.
@@ -88,7 +83,8 @@ def calibrate_lesion_threshold(
         Development cases in the validation layout (``<case>_ct.nii.gz``, ``_lungs.nii.gz``,
         ``_lesions.nii.gz`` and ``cases.json``).
     batch_slices, min_component_fraction, min_lesion_voxels
-        As in ``segmentation`` of the configuration, so the calibration sees what a scan gets.
+        The ``segmentation`` settings scans are segmented with, so the calibration decides on
+        what a scan gets.
     candidates
         Lesion thresholds to try.
 
@@ -97,6 +93,7 @@ def calibrate_lesion_threshold(
     Calibration
         The chosen thresholds and every candidate's mean error and lesion Dice.
     """
+    from segmentation.evaluation import dice
     from segmentation.inference import decide, working_fields
 
     names = [record["case"] for record in json.loads((Path(folder) / "cases.json").read_text())]
@@ -121,9 +118,8 @@ def calibrate_lesion_threshold(
                 min_lesion_voxels=min_lesion_voxels,
             )
             errors[t].append(abs(_fraction(lungs > 0, lesions > 0) - true_fraction))
-            d = _dice(lesions > 0, ref_lesions > 0)
-            if d is not None and true_fraction > 0:
-                dices[t].append(d)
+            if true_fraction > 0:
+                dices[t].append(dice(lesions > 0, ref_lesions > 0))
         log.info(
             "calibration case %s: lesion-fraction error %s",
             name,

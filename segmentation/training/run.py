@@ -20,7 +20,7 @@ import SimpleITK as sitk
 
 from segmentation.network import NetworkSpec
 from segmentation.preprocess import PreprocessParameters, resample_to_working, to_working
-from segmentation.settings import TrainingSettings
+from segmentation.settings import SegmentationSettings, TrainingSettings
 from segmentation.synth.backgrounds import CHESTS
 from segmentation.training.train import TrainConfig, config_dict, open_cache, train_network
 
@@ -99,11 +99,16 @@ def train_default_model(
     output_dir: Path,
     model_id: str,
     settings: TrainingSettings,
+    inference: SegmentationSettings,
     architecture: NetworkSpec = DEFAULT_ARCHITECTURE,
     preprocessing: PreprocessParameters = DEFAULT_PREPROCESSING,
     steps: int | None = None,
 ) -> TrainOutcome:
-    """Build the synthetic training/validation data from ``data_root`` and train from scratch."""
+    """Build the synthetic training/validation data from ``data_root`` and train from scratch.
+
+    ``inference`` holds the post-processing settings scans are segmented with; the lesion
+    threshold is calibrated under them.
+    """
     from segmentation.training.cache import build_training_cache
     from segmentation.training.validation import build_validation_set
     from segmentation.weights import write_model
@@ -156,14 +161,18 @@ def train_default_model(
     # Lesion threshold: calibrated on development cases rendered on the *training* chest
     # (new lesions and acquisitions), never on the held-out one (segmentation/training/calibrate.py).
     development = next(name for name in CHESTS if name != holdout)
-    calibration = calibrate_saved_model(json_path, data_root=data_root, cache_dir=cache_dir, background=development)
+    calibration = calibrate_saved_model(
+        json_path, data_root=data_root, cache_dir=cache_dir, background=development, inference=inference
+    )
     metadata["training"]["calibration"] = {"background": development, **calibration.to_dict()}
     metadata["training"]["total_seconds"] = round(time.monotonic() - start, 1)
     json_path = save(thresholds=calibration.thresholds)  # the same files, now with the thresholds
     return TrainOutcome(json_path, time.monotonic() - start, result.history)
 
 
-def calibrate_saved_model(json_path: Path, *, data_root: Path, cache_dir: Path, background: str):
+def calibrate_saved_model(
+    json_path: Path, *, data_root: Path, cache_dir: Path, background: str, inference: SegmentationSettings
+):
     """Calibrate the lesion threshold of the model at ``json_path`` on the development cases of ``background``."""
     from segmentation.inference import load_model
     from segmentation.training.calibrate import calibrate_lesion_threshold
@@ -171,4 +180,10 @@ def calibrate_saved_model(json_path: Path, *, data_root: Path, cache_dir: Path, 
 
     folder = build_validation_set(data_root=data_root, cache_dir=cache_dir, background=background)
     model = load_model(json_path, device="cpu")
-    return calibrate_lesion_threshold(model, folder)
+    return calibrate_lesion_threshold(
+        model,
+        folder,
+        batch_slices=inference.batch_slices,
+        min_component_fraction=inference.min_component_fraction,
+        min_lesion_voxels=inference.min_lesion_voxels,
+    )

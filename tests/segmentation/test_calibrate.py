@@ -81,7 +81,9 @@ def test_the_threshold_that_recovers_the_lesion_is_chosen(tmp_path):
         network=UnsureNetwork().eval(),
         device="cpu",
     )
-    result = calibrate_lesion_threshold(model, _dev_folder(tmp_path))
+    result = calibrate_lesion_threshold(
+        model, _dev_folder(tmp_path), batch_slices=16, min_component_fraction=0.02, min_lesion_voxels=0
+    )
     errors = result.mean_abs_error_pp
     assert errors[0.5] > 2.0  # the lesion (several % of the lung) is missed at 0.5
     assert result.thresholds == Thresholds(lung=0.5, lesion=result.thresholds.lesion)
