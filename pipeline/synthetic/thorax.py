@@ -800,7 +800,7 @@ def _grow_trees(
             continue
         hilum_artery = np.array([side * 52.0, 12.0, dims.carina_z / s - 28.0]) * s
         hilum_vein = np.array([side * 48.0, -4.0, dims.carina_z / s - 70.0]) * s
-        directions = [
+        arteries = [
             (side * 0.35, 0.2, 1.0),
             (side * 0.6, -0.6, 0.7),
             (side * 1.0, -0.3, 0.05),
@@ -808,38 +808,31 @@ def _grow_trees(
             (side * 0.5, 0.7, -0.7),
             (side * 0.7, -0.6, -0.6),
         ]
-        for direction in directions:
-            _branch(
-                segments,
-                grid,
-                mask,
-                hilum_artery,
-                np.asarray(direction, dtype=float),
-                26.0 * s,
-                4.6 * s,
-                0,
-                rng,
-                bronchus=True,
-            )
-        for direction in [
+        veins = [
             (side * 0.8, 0.3, 0.5),
             (side * 0.8, 0.2, -0.8),
             (side * 0.9, -0.5, -0.2),
             (side * 0.6, 0.8, -0.3),
             (side * 0.5, -0.4, 0.8),
-        ]:
-            _branch(
-                segments,
-                grid,
-                mask,
-                hilum_vein,
-                np.asarray(direction, dtype=float),
-                26.0 * s,
-                4.4 * s,
-                0,
-                rng,
-                bronchus=False,
-            )
+        ]
+        # Arteries carry a bronchus beside them; veins do not.
+        for hilum, directions, radius, bronchus in (
+            (hilum_artery, arteries, 4.6, True),
+            (hilum_vein, veins, 4.4, False),
+        ):
+            for direction in directions:
+                _branch(
+                    segments,
+                    grid,
+                    mask,
+                    hilum,
+                    np.asarray(direction, dtype=float),
+                    26.0 * s,
+                    radius * s,
+                    0,
+                    rng,
+                    bronchus=bronchus,
+                )
     in_lung = lungs > 0
     for p0, p1, r0, r1, bronchus in segments:
         found = _tube_fraction(grid, p0, p1, r0, r1, soft_mm=1.2)
