@@ -25,7 +25,7 @@ import numpy as np
 from pipeline.io.atomic import atomic_path, write_text_atomic
 from segmentation.preprocess import PreprocessParameters
 from segmentation.synth.acquisition import sample_acquisition
-from segmentation.synth.backgrounds import Background, DataRoot, load_background, training_sources
+from segmentation.synth.backgrounds import Background, DataRoot, load_background, source, training_sources
 from segmentation.synth.lesions import PlanKind, sample_plan
 from segmentation.synth.phantom_backgrounds import is_phantom, phantom_background, phantom_name
 from segmentation.training.cases import simulate_case, working_sample
@@ -93,8 +93,6 @@ def assign_backgrounds(n_cases: int, holdout: str = "dlwpt") -> list[str]:
 def _load(name: str, data: DataRoot, cache_dir: Path, seed: int) -> Background:
     if is_phantom(name):
         return phantom_background(name, seed=seed)
-    from segmentation.synth.backgrounds import source
-
     return load_background(source(name), data, cache_dir)
 
 

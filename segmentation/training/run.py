@@ -63,7 +63,7 @@ def train_config(
         crop=tuple(settings.crop),  # type: ignore[arg-type]
         lesion_weight=settings.lesion_weight,
         augment_strength=settings.augment_strength,
-        augmentation=settings.augmentation.value,
+        augmentation=settings.augmentation,
         lung_slice_fraction=settings.lung_slice_fraction,
         seed=settings.seed,
         threads=settings.threads,

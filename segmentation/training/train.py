@@ -18,6 +18,7 @@ import numpy as np
 
 from segmentation.network import LESION_CHANNELS, LUNG_CHANNELS, NetworkSpec, build_network
 from segmentation.preprocess import PreprocessParameters, context_stack
+from segmentation.settings import Augmentation
 from segmentation.synth.lesions import IGNORE_LABEL
 
 log = logging.getLogger(__name__)
@@ -39,8 +40,8 @@ class TrainConfig:
     seed: int
     threads: int
     validate_every: int
-    augmentation: str = "torch"
-    """``torch`` (:mod:`segmentation.training.augment`) or ``monai`` (:mod:`~segmentation.training.augment_monai`)."""
+    augmentation: Augmentation = Augmentation.TORCH
+    """Which implementation draws the batch augmentation."""
 
 
 @dataclass
@@ -284,12 +285,10 @@ def train_network(
 
 def _augmenter(config: TrainConfig):
     """The batch augmentation ``(image, lungs, lesions, gen) -> (image, lungs, lesions)`` of ``config``."""
-    if config.augmentation == "monai":
+    if Augmentation(config.augmentation) is Augmentation.MONAI:
         from segmentation.training.augment_monai import MonaiAugmenter
 
         return MonaiAugmenter(crop=config.crop, strength=config.augment_strength)
-    if config.augmentation != "torch":
-        raise ValueError(f"unknown augmentation {config.augmentation!r} (torch or monai)")
     from segmentation.training.augment import augment_batch
 
     def augment(image, lungs, lesions, gen):
