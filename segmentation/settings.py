@@ -81,6 +81,8 @@ class TrainingSettings(SettingsModel):
     finetune_steps: int = Field(ge=1)
     finetune_learning_rate: float = Field(gt=0)
     finetune_synthetic_fraction: float = Field(ge=0, le=1)
+    kind_weights: dict[str, float] = Field(default_factory=dict)
+    """Sampling weight per synthetic case family (``PlanKind`` value); families not named weigh 1."""
 
     @model_validator(mode="after")
     def _holdout_known(self) -> TrainingSettings:
@@ -88,6 +90,18 @@ class TrainingSettings(SettingsModel):
 
         if self.holdout_background not in CHESTS:
             raise ValueError(f"holdout_background must be one of {', '.join(CHESTS)}")
+        return self
+
+    @model_validator(mode="after")
+    def _kinds_known(self) -> TrainingSettings:
+        from segmentation.synth.lesions import PlanKind
+
+        known = {kind.value for kind in PlanKind}
+        unknown = sorted(set(self.kind_weights) - known)
+        if unknown:
+            raise ValueError(f"kind_weights: unknown case families {unknown} (known: {', '.join(sorted(known))})")
+        if any(not value > 0 for value in self.kind_weights.values()):
+            raise ValueError("kind_weights must be positive")
         return self
 
     @model_validator(mode="after")

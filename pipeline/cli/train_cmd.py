@@ -13,10 +13,12 @@ log = logging.getLogger(__name__)
 DESCRIPTION = """\
 Without --labels-dir: build the synthetic training set (lesions rendered into the real chest CT
 backgrounds of --data-root, default ../shared/data next to the repository), train the network
-from scratch with the configured seed (segmentation.training in the configuration) and write
-<model-id>.pt + <model-id>.json into --out. On the reference machine this reproduces the shipped
-model (segmentation/MODEL_CARD.md says how long it takes); the final line says whether the
-SHA-256 matches the shipped weights.
+with the configured seed (segmentation.training in the configuration) and write
+<model-id>.pt + <model-id>.json into --out: from scratch, or, with --weights, continuing from
+that model (the second stage of the shipped recipe, configs/train-stage2.yaml). On the reference
+machine the two stages reproduce the shipped model (segmentation/MODEL_CARD.md gives both
+commands and their times); the final line says whether the SHA-256 matches the shipped weights
+or the first stage they were trained from.
 
 With --labels-dir: fine-tune the shipped model (or --weights) on your own NIfTI image/label pairs
 (<case>_ct.nii.gz + <case>_label.nii.gz, or images/<case>.nii.gz + labels/<case>.nii.gz) whose
@@ -35,7 +37,12 @@ def register(subparsers: argparse._SubParsersAction, parents: list[argparse.Argu
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder for <model-id>.pt and .json")
-    parser.add_argument("--model-id", metavar="ID", help="model name (default lunglesion-seg-v1, or <base>-ft)")
+    parser.add_argument(
+        "--model-id",
+        metavar="ID",
+        help="model name (default lunglesion-seg-v1; <base model>-continued with --weights, "
+        "<base model>-ft with --labels-dir)",
+    )
     parser.add_argument(
         "--data-root",
         type=Path,
@@ -44,7 +51,13 @@ def register(subparsers: argparse._SubParsersAction, parents: list[argparse.Argu
     )
     parser.add_argument("--labels-dir", type=Path, metavar="DIR", help="your labelled cases: fine-tune instead")
     parser.add_argument("--label-map", type=Path, metavar="FILE", help="JSON/YAML naming your label values")
-    parser.add_argument("--weights", type=Path, metavar="JSON", help="model to fine-tune (default: the shipped one)")
+    parser.add_argument(
+        "--weights",
+        type=Path,
+        metavar="JSON",
+        help="start from this model: the one to fine-tune (default: the shipped one), or, without "
+        "--labels-dir, the first stage to continue training on the synthetic set (default: from scratch)",
+    )
     parser.add_argument("--steps", type=int, metavar="N", help="override the number of optimisation steps")
     parser.add_argument("--cache-dir", type=Path, metavar="DIR", help="override segmentation.training.cache_dir")
     parser.set_defaults(func=run)
@@ -73,10 +86,11 @@ def run(args: argparse.Namespace) -> int:
     if args.labels_dir is not None:
         from segmentation.labelmap import LabelMap
         from segmentation.training.finetune import finetune
+        from segmentation.weights import read_description
 
         label_map = LabelMap.read(args.label_map) if args.label_map else None
         base = args.weights or settings.weights
-        model_id = args.model_id or "lunglesion-seg-v1-ft"
+        model_id = args.model_id or f"{read_description(base).model_id}-ft"
         json_path = finetune(
             labels_dir=args.labels_dir,
             label_map=label_map,
@@ -98,17 +112,40 @@ def run(args: argparse.Namespace) -> int:
     from segmentation.training.run import train_default_model
     from segmentation.weights import read_description
 
+    if args.weights is not None:
+        base = read_description(args.weights)
+        model_id = args.model_id or f"{base.model_id}-continued"
+        if (args.out / f"{model_id}.pt").resolve() == base.weights_path.resolve():
+            raise LunglesionError(
+                ErrorCode.CONFIG_INVALID,
+                f"--out and --model-id would overwrite the starting model {base.weights_path}; choose another",
+            )
+    else:
+        model_id = args.model_id or "lunglesion-seg-v1"
     outcome = train_default_model(
         data_root=data_root,
         output_dir=args.out,
-        model_id=args.model_id or "lunglesion-seg-v1",
+        model_id=model_id,
         settings=training,
         inference=settings,
         steps=args.steps,
+        init_from=args.weights,
     )
     new = read_description(outcome.model_json)
-    shipped = read_description(None)
-    same = "identical to" if new.sha256 == shipped.sha256 else "different from"
     print(f"model written: {outcome.model_json} ({outcome.seconds / 60:.1f} min)")
-    print(f"sha256 {new.sha256} is {same} the shipped {shipped.model_id} ({shipped.sha256})")
+    print(reproduction_line(new, read_description(None)))
     return int(ExitCode.OK)
+
+
+def reproduction_line(new, shipped) -> str:
+    """Whether ``new`` has the shipped model's weights, or those of the first stage it was trained from."""
+    origin = shipped.metadata.get("training", {}).get("from")
+    if new.sha256 == shipped.sha256:
+        return f"sha256 {new.sha256} is identical to the shipped {shipped.model_id}"
+    if isinstance(origin, dict) and new.sha256 == origin.get("sha256"):
+        stage1 = new.weights_path.with_suffix(".json")
+        return (
+            f"sha256 {new.sha256} is identical to {origin.get('model_id')}, the first stage of the shipped "
+            f"{shipped.model_id}: continue with --config configs/train-stage2.yaml --weights {stage1}"
+        )
+    return f"sha256 {new.sha256} is different from the shipped {shipped.model_id} ({shipped.sha256})"

@@ -93,6 +93,35 @@ def monitoring_samples(folder: Path, params: PreprocessParameters, names=MONITOR
     return samples
 
 
+@dataclass(frozen=True)
+class StartingPoint:
+    """What training starts from: random weights (``state_dict`` None) or a saved model's."""
+
+    architecture: NetworkSpec
+    preprocessing: PreprocessParameters
+    state_dict: dict | None
+    origin: str | dict
+    """``"scratch"`` or the starting model's ``{"model_id", "sha256"}`` (recorded in the new JSON)."""
+
+
+def starting_point(
+    init_from: Path | None, *, architecture: NetworkSpec, preprocessing: PreprocessParameters
+) -> StartingPoint:
+    """Random weights of ``architecture``, or the checksum-verified model at ``init_from`` (its own design)."""
+    if init_from is None:
+        return StartingPoint(architecture, preprocessing, None, "scratch")
+    import torch
+
+    from segmentation.weights import read_description, verify_checksum
+
+    base = read_description(init_from)
+    verify_checksum(base)
+    state = torch.load(base.weights_path, map_location="cpu", weights_only=True)
+    return StartingPoint(
+        base.architecture, base.preprocessing, state, {"model_id": base.model_id, "sha256": base.sha256}
+    )
+
+
 def train_default_model(
     *,
     data_root: Path,
@@ -103,16 +132,21 @@ def train_default_model(
     architecture: NetworkSpec = DEFAULT_ARCHITECTURE,
     preprocessing: PreprocessParameters = DEFAULT_PREPROCESSING,
     steps: int | None = None,
+    init_from: Path | None = None,
 ) -> TrainOutcome:
-    """Build the synthetic training/validation data from ``data_root`` and train from scratch.
+    """Build the synthetic training/validation data from ``data_root`` and train.
 
-    ``inference`` holds the post-processing settings scans are segmented with; the lesion
-    threshold is calibrated under them.
+    From scratch by default; with ``init_from`` (a model JSON) training continues from that
+    model's weights, with its architecture and preprocessing (the second stage of a
+    two-stage recipe, see MODEL_CARD.md). ``inference`` holds the post-processing settings
+    scans are segmented with; the lesion threshold is calibrated under them.
     """
     from segmentation.training.cache import build_training_cache
     from segmentation.training.validation import build_validation_set
     from segmentation.weights import write_model
 
+    begin = starting_point(init_from, architecture=architecture, preprocessing=preprocessing)
+    architecture, preprocessing = begin.architecture, begin.preprocessing
     cache_dir = Path(settings.cache_dir).expanduser()
     start = time.monotonic()
     holdout = settings.holdout_background
@@ -129,14 +163,20 @@ def train_default_model(
     monitor = monitoring_samples(validation_folder, preprocessing)
     config = train_config(settings, steps=steps)
     result = train_network(
-        cases=open_cache(folder), spec=architecture, params=preprocessing, config=config, validation=monitor
+        cases=open_cache(folder, kind_weights=settings.kind_weights),
+        spec=architecture,
+        params=preprocessing,
+        config=config,
+        init_state=begin.state_dict,
+        validation=monitor,
     )
     metadata = {
         "description": "Right/left lung and COVID-19 GGO/consolidation segmentation of chest CT (research use only)",
         "training": {
-            "from": "scratch",
+            "from": begin.origin,
             "cache": folder.name,
             "n_cases": settings.n_cases,
+            "kind_weights": dict(sorted(settings.kind_weights.items())),
             "seed": settings.seed,
             "holdout_background": holdout,
             "config": config_dict(config),

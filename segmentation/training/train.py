@@ -11,6 +11,7 @@ import json
 import logging
 import math
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -64,8 +65,15 @@ class TrainResult:
     steps: int
 
 
-def open_cache(folder: Path, *, weight: float = 1.0) -> list[CachedCase]:
-    """All cases of a cache folder (``index.json`` + ``case-*/``)."""
+def open_cache(
+    folder: Path, *, weight: float = 1.0, kind_weights: Mapping[str, float] | None = None
+) -> list[CachedCase]:
+    """All cases of a cache folder (``index.json`` + ``case-*/``).
+
+    A case's sampling weight is ``weight`` x its record's ``weight`` x ``kind_weights`` of its
+    family (``kind`` in the index; 1 for families not named).
+    """
+    kind_weights = kind_weights or {}
     index = json.loads((Path(folder) / "index.json").read_text())
     cases = []
     for record in index["cases"]:
@@ -78,7 +86,7 @@ def open_cache(folder: Path, *, weight: float = 1.0) -> list[CachedCase]:
                 image=np.load(case_dir / "image.npy", mmap_mode="r"),
                 lungs=lungs,
                 lesions=np.load(case_dir / "lesions.npy", mmap_mode="r"),
-                weight=weight * float(record.get("weight", 1.0)),
+                weight=weight * float(record.get("weight", 1.0)) * float(kind_weights.get(record.get("kind"), 1.0)),
                 lung_slices=lung_slices,
             )
         )

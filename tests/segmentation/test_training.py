@@ -65,6 +65,14 @@ def cases():
     return [CachedCase("phantom", image.astype(np.float16), lungs, lesions, 1.0, slices)]
 
 
+def _tiny_model(directory, state_dict=None):
+    """A saved tiny model (random weights) and its JSON path."""
+    state = state_dict if state_dict is not None else build_network(TINY).state_dict()
+    return write_model(
+        directory=directory, model_id="tiny", state_dict=state, architecture=TINY, preprocessing=PARAMS, metadata={}
+    )
+
+
 def test_training_is_deterministic(cases):
     a = train_network(cases=cases, spec=TINY, params=PARAMS, config=CONFIG)
     b = train_network(cases=cases, spec=TINY, params=PARAMS, config=CONFIG)
@@ -79,14 +87,7 @@ def test_finetune_on_user_labels(tmp_path, monkeypatch):
     from segmentation.labelmap import LabelMap
     from segmentation.training import finetune as finetune_module
 
-    base = write_model(
-        directory=tmp_path / "base",
-        model_id="tiny",
-        state_dict=build_network(TINY).state_dict(),
-        architecture=TINY,
-        preprocessing=PARAMS,
-        metadata={},
-    )
+    base = _tiny_model(tmp_path / "base")
     user = tmp_path / "user"
     user.mkdir()
     phantom = make_phantom(shape=(24, 96, 112), spacing_zyx=(5.0, 3.0, 3.0), seed=4)
@@ -114,3 +115,83 @@ def test_finetune_on_user_labels(tmp_path, monkeypatch):
     assert description.metadata["training"]["from"]["model_id"] == "tiny"
     assert description.metadata["training"]["user_cases"] == 1
     assert load_model(out, device="cpu").model_id == "tiny-ft"
+
+
+def _write_cache(folder, kinds):
+    records = []
+    for index, kind in enumerate(kinds):
+        case_dir = folder / f"case-{index:04d}"
+        case_dir.mkdir(parents=True)
+        np.save(case_dir / "image.npy", np.zeros((4, 8, 8), np.float16))
+        lungs = np.zeros((4, 8, 8), np.uint8)
+        lungs[1:3, 2:6, 2:6] = 1
+        np.save(case_dir / "lungs.npy", lungs)
+        np.save(case_dir / "lesions.npy", np.zeros((4, 8, 8), np.uint8))
+        records.append({"folder": case_dir.name, "background": "phantom", "kind": kind})
+    (folder / "index.json").write_text(json.dumps({"cases": records}))
+
+
+def test_open_cache_weights_cases_by_family(tmp_path):
+    from segmentation.training.train import SliceSampler, open_cache
+
+    _write_cache(tmp_path, ["mixed", "none", "focal", "mixed"])
+    plain = open_cache(tmp_path)
+    assert [c.weight for c in plain] == [1.0, 1.0, 1.0, 1.0]
+    assert plain[0].lung_slices.tolist() == [1, 2]
+    weighted = open_cache(tmp_path, kind_weights={"mixed": 2.5, "none": 0.5})
+    assert [c.weight for c in weighted] == [2.5, 0.5, 1.0, 2.5]
+    sampler = SliceSampler(weighted, PARAMS, CONFIG, torch.Generator().manual_seed(0))
+    assert sampler.case_p.tolist() == pytest.approx([2.5 / 6.5, 0.5 / 6.5, 1 / 6.5, 2.5 / 6.5])
+
+
+def test_starting_point_scratch_or_a_verified_model(tmp_path):
+    from pipeline.errors import ErrorCode, SegmentationError
+    from segmentation.training.run import DEFAULT_ARCHITECTURE, DEFAULT_PREPROCESSING, starting_point
+
+    scratch = starting_point(None, architecture=DEFAULT_ARCHITECTURE, preprocessing=DEFAULT_PREPROCESSING)
+    assert scratch.state_dict is None and scratch.origin == "scratch"
+    assert scratch.architecture == DEFAULT_ARCHITECTURE
+
+    state = build_network(TINY).state_dict()
+    base = _tiny_model(tmp_path, state)
+    begin = starting_point(base, architecture=DEFAULT_ARCHITECTURE, preprocessing=DEFAULT_PREPROCESSING)
+    assert begin.architecture == TINY and begin.preprocessing == PARAMS  # the model's own design wins
+    assert begin.origin == {"model_id": "tiny", "sha256": read_description(base).sha256}
+    assert all(torch.equal(begin.state_dict[k], state[k]) for k in state)
+
+    weights = read_description(base).weights_path
+    weights.write_bytes(weights.read_bytes()[:-10])
+    with pytest.raises(SegmentationError) as raised:
+        starting_point(base, architecture=DEFAULT_ARCHITECTURE, preprocessing=DEFAULT_PREPROCESSING)
+    assert raised.value.code is ErrorCode.WEIGHTS_CORRUPT
+
+
+def test_train_command_says_which_shipped_weights_it_reproduced(tmp_path):
+    from types import SimpleNamespace
+
+    from pipeline.cli.train_cmd import reproduction_line
+
+    stage1 = SimpleNamespace(model_id="m-v1", sha256="a" * 64, weights_path=tmp_path / "m-v1.pt", metadata={})
+    shipped = SimpleNamespace(
+        model_id="m-v2",
+        sha256="b" * 64,
+        weights_path=tmp_path / "m-v2.pt",
+        metadata={"training": {"from": {"model_id": "m-v1", "sha256": "a" * 64}}},
+    )
+    other = SimpleNamespace(model_id="x", sha256="c" * 64, weights_path=tmp_path / "x.pt", metadata={})
+    assert "identical to the shipped m-v2" in reproduction_line(shipped, shipped)
+    line = reproduction_line(stage1, shipped)
+    assert "identical to m-v1, the first stage" in line and "configs/train-stage2.yaml" in line
+    assert str(tmp_path / "m-v1.json") in line
+    assert "different from the shipped m-v2" in reproduction_line(other, shipped)
+
+
+def test_continuing_refuses_to_overwrite_its_starting_model(tmp_path, capsys):
+    from pipeline.cli.main import main
+
+    base = _tiny_model(tmp_path / "models")
+    before = read_description(base).weights_path.read_bytes()
+    argv = ["train", "--weights", str(base), "--out", str(tmp_path / "models"), "--model-id", "tiny"]
+    assert main([*argv, "--data-root", str(tmp_path)]) == 2
+    assert "would overwrite the starting model" in capsys.readouterr().err
+    assert read_description(base).weights_path.read_bytes() == before

@@ -1,0 +1,51 @@
+"""Validation of the segmentation training settings, and the shipped second-stage recipe."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pipeline.config import load_settings
+from pipeline.errors import ConfigError
+
+STAGE2 = Path(__file__).resolve().parents[2] / "configs" / "train-stage2.yaml"
+
+
+@pytest.fixture(scope="module")
+def settings():
+    return load_settings()
+
+
+def test_default_recipe_weighs_every_family_equally(settings):
+    weights = settings.segmentation.training.kind_weights
+    assert set(weights) == {"none", "focal", "diffuse", "border", "mixed"}
+    assert set(weights.values()) == {1.0}
+
+
+def test_stage2_overlay_changes_only_the_schedule_and_family_weights(settings):
+    stage2 = load_settings(STAGE2).segmentation.training
+    base = settings.segmentation.training
+    assert stage2.kind_weights["mixed"] > 1.0 and stage2.kind_weights["focal"] == 1.0
+    assert stage2.steps < base.steps and stage2.learning_rate < base.learning_rate
+    # Same synthetic cases as the first stage: the cache is keyed by these.
+    assert (stage2.n_cases, stage2.seed, stage2.holdout_background) == (
+        base.n_cases,
+        base.seed,
+        base.holdout_background,
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("segmentation:\n  training:\n    kind_weights: {lobar: 2.0}\n", "segmentation.training.kind_weights.lobar"),
+        ("segmentation:\n  training:\n    kind_weights: {mixed: 0}\n", "kind_weights must be positive"),
+    ],
+)
+def test_bad_family_weights_are_refused(tmp_path, text, message):
+    path = tmp_path / "overlay.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as raised:
+        load_settings(path)
+    assert message in raised.value.message
