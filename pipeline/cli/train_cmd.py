@@ -72,6 +72,7 @@ def default_data_root() -> Path | None:
 def run(args: argparse.Namespace) -> int:
     from pipeline.cli.common import settings_from_args
     from pipeline.errors import ErrorCode, LunglesionError
+    from segmentation.weights import read_description
 
     settings = settings_from_args(args).segmentation
     training = settings.training
@@ -86,7 +87,6 @@ def run(args: argparse.Namespace) -> int:
     if args.labels_dir is not None:
         from segmentation.labelmap import LabelMap
         from segmentation.training.finetune import finetune
-        from segmentation.weights import read_description
 
         label_map = LabelMap.read(args.label_map) if args.label_map else None
         base = args.weights or settings.weights
@@ -110,7 +110,6 @@ def run(args: argparse.Namespace) -> int:
             "no training data: pass --data-root (a shared/data folder or a folder of unpacked data sets)",
         )
     from segmentation.training.run import train_default_model
-    from segmentation.weights import read_description
 
     if args.weights is not None:
         base = read_description(args.weights)
