@@ -3,18 +3,24 @@
 Cases, each in its own subprocess so that peak RSS is per case:
 
 * ``dlwpt-99``: the real series as read (512 x 512 x 99, 0.56 x 0.56 x 3 mm);
-* ``dlwpt-300``: the same series linearly resampled to 1 mm slices (512 x 512 x 297);
+* ``dlwpt-300``: the same series linearly resampled to 1 mm slices (512 x 512 x 295);
+* ``dlwpt-1000``: resampled to 0.3 mm slices (512 x 512 x 981), the top of the 10-1000 slice
+  range ``segment()`` is specified for: it shows whether memory stays bounded by the working grid.
 
 For each case the subprocess loads the model once (``load_s``), then times ``--repeats`` calls of
 ``segment()`` on the in-memory image (whole call: orientation, resampling to the working grid,
 network, clean-up, labels back on the input grid) and reports the median and minimum, the peak
-RSS of the process (model + image + segmentation) and the lung volume found (sanity). With
+RSS of the process (model + image + segmentation), the RSS with the image read and the model
+loaded (``before_segment_rss_mb``; the difference is what segmentation itself adds) and the lung
+volume found (sanity). With
+
 ``--classical`` the HU-threshold baseline is timed the same way. Torch threads come from the
 configuration (``segmentation.threads``).
 
 Usage::
 
-    python bench/bench_segment.py [--repeats 5] [--classical] [--out bench/results/bench_segment.json]
+    python bench/bench_segment.py [--repeats 5] [--classical] [--cases dlwpt-99 ...]
+                                  [--out bench/results/bench_segment.json]
 """
 
 from __future__ import annotations
@@ -38,30 +44,39 @@ def data_folder(name: str) -> Path:
     return Path(out.stdout.strip())
 
 
-def prepare_volumes(workdir: Path) -> dict[str, Path]:
-    """Write the two benchmark volumes as NIfTI (read back by each subprocess)."""
+CASES = {"dlwpt-99": None, "dlwpt-300": 1.0, "dlwpt-1000": 0.3}
+"""Benchmark case -> slice spacing (mm) the real series is resampled to (``None``: as read)."""
+
+
+def prepare_volumes(workdir: Path, names: list[str]) -> dict[str, Path]:
+    """Write the benchmark volumes as NIfTI (read back by each subprocess)."""
     import SimpleITK as sitk
 
     folder = data_folder("dlwpt-chest-ct-dicom") / "2-LUNG_3.0_B70f-04083"
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames(reader.GetGDCMSeriesFileNames(str(folder)))
-    image = reader.Execute()
+    image = sitk.Cast(reader.Execute(), sitk.sitkInt16)
     size, spacing = image.GetSize(), image.GetSpacing()
-    n_1mm = int(round((size[2] - 1) * spacing[2] / 1.0)) + 1
-    resampled = sitk.Resample(
-        image,
-        [size[0], size[1], n_1mm],
-        sitk.Transform(),
-        sitk.sitkLinear,
-        image.GetOrigin(),
-        (spacing[0], spacing[1], 1.0),
-        image.GetDirection(),
-        -1024,
-        sitk.sitkInt16,
-    )
-    paths = {"dlwpt-99": workdir / "dlwpt-99.nii", "dlwpt-300": workdir / "dlwpt-300.nii"}
-    sitk.WriteImage(sitk.Cast(image, sitk.sitkInt16), str(paths["dlwpt-99"]))
-    sitk.WriteImage(resampled, str(paths["dlwpt-300"]))
+    paths = {}
+    for name in names:
+        slice_mm = CASES[name]
+        volume = image
+        if slice_mm is not None:
+            n_slices = int(round((size[2] - 1) * spacing[2] / slice_mm)) + 1
+            volume = sitk.Resample(
+                image,
+                [size[0], size[1], n_slices],
+                sitk.Transform(),
+                sitk.sitkLinear,
+                image.GetOrigin(),
+                (spacing[0], spacing[1], slice_mm),
+                image.GetDirection(),
+                -1024,
+                sitk.sitkInt16,
+            )
+        paths[name] = workdir / f"{name}.nii"
+        sitk.WriteImage(volume, str(paths[name]))
+        del volume
     return paths
 
 
@@ -82,9 +97,11 @@ def child(path: Path, repeats: int, method: str) -> dict:
     if method == "model":
         load_model(settings.weights, device=settings.device.value, threads=settings.threads or None)
     load_s = time.perf_counter() - start
+    before_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     times = []
     result = None
     for _ in range(repeats):
+        result = None  # a batch keeps one scan's result at a time; so does the benchmark
         start = time.perf_counter()
         result = segment(image, settings=settings)
         times.append(time.perf_counter() - start)
@@ -104,6 +121,7 @@ def child(path: Path, repeats: int, method: str) -> dict:
         "segment_min_s": round(min(times), 3),
         "segment_all_s": [round(t, 3) for t in times],
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1),
+        "before_segment_rss_mb": round(before_rss_mb, 1),
         "lung_ml": round(float((lungs > 0).sum()) * voxel_ml, 1),
         "lesion_fraction_pct": round(100.0 * float((lesions > 0).sum()) / max(1, int((lungs > 0).sum())), 3),
     }
@@ -113,6 +131,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--classical", action="store_true", help="also time the classical baseline")
+    parser.add_argument(
+        "--cases", nargs="+", choices=sorted(CASES), default=list(CASES), help="which volumes (default: all)"
+    )
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "bench_segment.json")
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--method", default="model", help=argparse.SUPPRESS)
@@ -133,7 +154,7 @@ def main() -> int:
         "cases": {},
     }
     with tempfile.TemporaryDirectory(prefix="lunglesion-bench-") as tmp:
-        paths = prepare_volumes(Path(tmp))
+        paths = prepare_volumes(Path(tmp), args.cases)
         methods = ["model"] + (["classical"] if args.classical else [])
         for method in methods:
             for name, path in paths.items():
@@ -150,7 +171,8 @@ def main() -> int:
                 print(
                     f"{name:10s} {method:9s} size {record['size']} segment median {record['segment_median_s']:.2f} s "
                     f"(min {record['segment_min_s']:.2f}) load {record['load_s']:.2f} s "
-                    f"peak RSS {record['peak_rss_mb']:.0f} MB lung {record['lung_ml']:.0f} ml "
+                    f"peak RSS {record['peak_rss_mb']:.0f} MB (before segment() {record['before_segment_rss_mb']:.0f}) "
+                    f"lung {record['lung_ml']:.0f} ml "
                     f"lesions {record['lesion_fraction_pct']:.2f} %"
                 )
     args.out.parent.mkdir(parents=True, exist_ok=True)

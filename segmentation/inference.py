@@ -211,9 +211,15 @@ def segment_with_model(
             f"the model found {lung_ml:.1f} ml of lung (less than {min_lung_volume_ml:g} ml): "
             "is this a chest CT in Hounsfield units?",
         )
+    # One canonical label array is released as soon as its image exists: on a 1000-slice
+    # series each is 260 MB.
+    lung_image = label_image_like(lungs, canon, image)
+    del lungs
+    lesion_image = label_image_like(lesions, canon, image)
+    del lesions
     return LungSegmentation(
-        lungs=label_image_like(lungs, canon, image),
-        lesions=label_image_like(lesions, canon, image),
+        lungs=lung_image,
+        lesions=lesion_image,
         model_id=model.model_id,
         model_sha256=model.sha256,
         device=model.device,

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from segmentation.preprocess import PreprocessParameters, body_box, context_stack, resample_to_working, to_working
+from segmentation.grid import downsample_taps
+from segmentation.preprocess import (
+    PreprocessParameters,
+    working_blocks,
+    body_box,
+    context_stack,
+    resample_to_working,
+    to_working,
+)
 from segmentation.synth.phantom import make_phantom
 
 PARAMS = PreprocessParameters(
@@ -43,6 +51,22 @@ def test_block_size_does_not_change_the_result():
     a = resample_to_working(phantom.hu, grid, fill=-1024.0, block=3)
     b = resample_to_working(phantom.hu, grid, fill=-1024.0, block=64)
     assert np.allclose(a, b, atol=1e-3)
+
+
+def test_thin_slices_are_read_in_bounded_blocks_with_the_same_result():
+    phantom = make_phantom(shape=(120, 64, 64), spacing_zyx=(0.5, 3.0, 3.0))
+    _, grid = to_working(phantom.hu, phantom.spacing_zyx, PARAMS)
+    z_index, _ = downsample_taps(grid.z, phantom.hu.shape[0])
+    blocks = list(working_blocks(z_index, block=32, max_input_slices=16))
+    # Every block reads at most 16 input slices (a 2.5 mm working slice spans about 11 of
+    # the 0.5 mm ones), and together the blocks cover every working slice once.
+    assert all(z_index[a:b].max() - z_index[a:b].min() < 16 for a, b in blocks)
+    assert [a for a, _ in blocks][1:] == [b for _, b in blocks][:-1] and blocks[-1][1] == grid.z.size
+    one = working_blocks(z_index, block=32, max_input_slices=2)
+    assert all(b - a == 1 for a, b in one)  # never fewer than one working slice
+    bounded = resample_to_working(phantom.hu, grid, fill=-1024.0, max_input_slices=16)
+    whole = resample_to_working(phantom.hu, grid, fill=-1024.0, max_input_slices=10_000)
+    assert np.allclose(bounded, whole, atol=1e-3)
 
 
 def test_context_stack_replicates_the_edges():
