@@ -13,10 +13,10 @@ import SimpleITK as sitk
 from pipeline.errors import ErrorCode, SegmentationError
 from segmentation.grid import Canonical, label_image_like
 from segmentation.postprocess import (
+    Cleanup,
     Thresholds,
     WorkingFields,
-    clean_lesions,
-    clean_lungs,
+    clean_up,
     outside_air,
     to_input_grid,
 )
@@ -178,8 +178,7 @@ def decide(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Thresholds, clean-up and labels on the input grid (canonical lung and lesion arrays)."""
     fields = fields.with_thresholds(thresholds)
-    lungs_working = clean_lungs(fields, min_component_fraction=min_component_fraction, outside=outside)
-    clean_lesions(fields, lungs_working, min_component_voxels=min_lesion_voxels)
+    lungs_working = clean_up(fields, outside, Cleanup(min_component_fraction, min_lesion_voxels))
     return to_input_grid(fields, lungs_working, grid)
 
 

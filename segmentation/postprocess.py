@@ -178,6 +178,35 @@ def clean_lesions(fields: WorkingFields, lungs: np.ndarray, *, min_component_vox
             fields.lesion[np.isin(lab, small)] = 0.0
 
 
+@dataclass(frozen=True)
+class Cleanup:
+    """The clean-up settings every scan is segmented with (``segmentation`` in the configuration)."""
+
+    min_component_fraction: float
+    """Lung components smaller than this fraction of the largest are removed."""
+    min_lesion_voxels: int
+    """Lesion components with fewer working voxels are dropped (0 or 1: keep all)."""
+
+
+def clean_up(fields: WorkingFields, outside: np.ndarray | None, cleanup: Cleanup) -> np.ndarray:
+    """The whole working-grid clean-up, in place on ``fields``; returns the working lung labels.
+
+    Lungs first (:func:`clean_lungs`), then lesions restricted to them (:func:`clean_lesions`).
+    """
+    lungs = clean_lungs(fields, min_component_fraction=cleanup.min_component_fraction, outside=outside)
+    clean_lesions(fields, lungs, min_component_voxels=cleanup.min_lesion_voxels)
+    return lungs
+
+
+def working_lesion_labels(fields: WorkingFields, lungs: np.ndarray) -> np.ndarray:
+    """Lesion labels (:class:`LesionLabel`) on the working grid, inside ``lungs``, from cleaned fields."""
+    lesion = (fields.lesion > 0.5) & (lungs > 0)
+    out = np.zeros(lungs.shape, np.uint8)
+    out[lesion] = LesionLabel.GGO
+    out[lesion & (fields.consolidation > 0)] = LesionLabel.CONSOLIDATION
+    return out
+
+
 def lung_box(lungs: np.ndarray, margin: int = 1) -> tuple[slice, slice, slice] | None:
     """Bounding box of the working-grid lungs (with a margin), or None when empty."""
     if not lungs.any():

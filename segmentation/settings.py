@@ -73,6 +73,8 @@ class TrainingSettings(SettingsModel):
     warmup_steps: int = Field(ge=0)
     crop: tuple[int, int]
     lesion_weight: float = Field(ge=0)
+    consolidated_lung_weight: float = Field(default=1.0, gt=0)
+    """Weight of consolidated voxels in the lung head's cross-entropy (1: every voxel alike)."""
     augment_strength: float = Field(ge=0, le=2)
     augmentation: Augmentation
     lung_slice_fraction: float = Field(ge=0, le=1)

@@ -19,6 +19,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from segmentation.network import NetworkSpec
+from segmentation.postprocess import Cleanup
 from segmentation.preprocess import PreprocessParameters, resample_to_working, to_working
 from segmentation.settings import SegmentationSettings, TrainingSettings
 from segmentation.synth.backgrounds import CHESTS
@@ -62,6 +63,7 @@ def train_config(
         warmup_steps=min(settings.warmup_steps, (steps or settings.steps) // 5),
         crop=tuple(settings.crop),  # type: ignore[arg-type]
         lesion_weight=settings.lesion_weight,
+        consolidated_lung_weight=settings.consolidated_lung_weight,
         augment_strength=settings.augment_strength,
         augmentation=settings.augmentation,
         lung_slice_fraction=settings.lung_slice_fraction,
@@ -169,6 +171,7 @@ def train_default_model(
         config=config,
         init_state=begin.state_dict,
         validation=monitor,
+        cleanup=Cleanup(inference.min_component_fraction, inference.min_lesion_voxels),
     )
     metadata = {
         "description": "Right/left lung and COVID-19 GGO/consolidation segmentation of chest CT (research use only)",
@@ -185,6 +188,7 @@ def train_default_model(
             "torch_threads": config.threads,
             "machine": platform.processor() or platform.machine(),
             "final_validation": result.history[-1].get("validation", {}) if result.history else {},
+            "final_validation_scoring": "working grid, after the inference clean-up, thresholds 0.5",
         },
         "labels": {"lungs": {"1": "right_lung", "2": "left_lung"}, "lesions": {"1": "ggo", "2": "consolidation"}},
     }

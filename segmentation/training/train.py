@@ -18,7 +18,9 @@ from pathlib import Path
 import numpy as np
 
 from segmentation.network import LESION_CHANNELS, LUNG_CHANNELS, NetworkSpec, build_network
+from segmentation.postprocess import Cleanup, WorkingFields, clean_up, outside_air, working_lesion_labels
 from segmentation.preprocess import PreprocessParameters, context_stack
+from segmentation.result import LesionLabel
 from segmentation.settings import Augmentation
 from segmentation.synth.lesions import IGNORE_LABEL
 
@@ -43,6 +45,8 @@ class TrainConfig:
     validate_every: int
     augmentation: Augmentation = Augmentation.TORCH
     """Which implementation draws the batch augmentation."""
+    consolidated_lung_weight: float = 1.0
+    """Weight of consolidated voxels in the lung head's cross-entropy (1: every voxel alike)."""
 
 
 @dataclass
@@ -158,14 +162,24 @@ def _dice_loss(probabilities, target, classes: tuple[int, ...], valid=None):
     return torch.stack(losses).mean()
 
 
-def segmentation_loss(logits, lungs, lesions, *, lesion_weight: float):
-    """Cross-entropy + batch Dice for both heads; lesion voxels labelled 255 are ignored."""
+def segmentation_loss(logits, lungs, lesions, *, lesion_weight: float, consolidated_lung_weight: float = 1.0):
+    """Cross-entropy + batch Dice for both heads; lesion voxels labelled 255 are ignored.
+
+    ``consolidated_lung_weight`` weighs the voxels labelled consolidation in the lung head's
+    cross-entropy (a weighted mean): consolidated lung against the chest wall, the heart or the
+    diaphragm is where the lung head is least sure, and where a lung cut short takes lesion with it.
+    """
     import torch
     import torch.nn.functional as F
 
     lung_logits = logits[:, LUNG_CHANNELS]
     lesion_logits = logits[:, LESION_CHANNELS]
-    lung_loss = F.cross_entropy(lung_logits, lungs) + _dice_loss(torch.softmax(lung_logits, 1), lungs, (1, 2))
+    if consolidated_lung_weight == 1.0:
+        lung_ce = F.cross_entropy(lung_logits, lungs)
+    else:
+        weight = 1.0 + (consolidated_lung_weight - 1.0) * (lesions == LesionLabel.CONSOLIDATION).float()
+        lung_ce = (F.cross_entropy(lung_logits, lungs, reduction="none") * weight).sum() / weight.sum()
+    lung_loss = lung_ce + _dice_loss(torch.softmax(lung_logits, 1), lungs, (1, 2))
     valid = (lesions != IGNORE_LABEL).float()
     target = torch.where(lesions == IGNORE_LABEL, torch.zeros_like(lesions), lesions)
     ce = F.cross_entropy(lesion_logits, lesions, ignore_index=IGNORE_LABEL) if valid.any() else lesion_logits.sum() * 0
@@ -188,10 +202,27 @@ def predict_working(net, image: np.ndarray, offsets: tuple[int, ...], *, batch: 
     return out
 
 
-def working_dice(prob: np.ndarray, lungs: np.ndarray, lesions: np.ndarray) -> dict[str, float]:
+def monitor_labels(
+    prob: np.ndarray, image: np.ndarray, params: PreprocessParameters, cleanup: Cleanup
+) -> tuple[np.ndarray, np.ndarray]:
+    """Working-grid lung and lesion labels of ``prob`` after the clean-up every scan gets.
+
+    ``prob`` is :func:`predict_working`'s output for the network input ``image``; thresholds
+    are 0.5 (training does not know the calibrated lesion threshold yet). The clean-up
+    (outside air, lung components, holes, lesions inside the lungs) is what makes these labels
+    comparable with what ``segment()`` returns: the raw argmax also calls air outside the
+    body and tissue in the first and last slices lung.
+    """
+    fields = WorkingFields.from_probabilities(prob[:, 0:3], prob[:, 3:6])
+    outside = outside_air(image, threshold=float(params.normalise(params.body_threshold_hu)))
+    lungs = clean_up(fields, outside, cleanup)
+    return lungs, working_lesion_labels(fields, lungs)
+
+
+def working_dice(
+    lung_pred: np.ndarray, lesion_pred: np.ndarray, lungs: np.ndarray, lesions: np.ndarray
+) -> dict[str, float]:
     """Dice on the working grid (a quick validation signal while training)."""
-    lung_pred = np.argmax(prob[:, 0:3], axis=1)
-    lesion_pred = np.argmax(prob[:, 3:6], axis=1) * (lung_pred > 0)
 
     def dice(a, b):
         s = a.sum() + b.sum()
@@ -215,9 +246,18 @@ def train_network(
     config: TrainConfig,
     init_state: dict | None = None,
     validation: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]] | None = None,
+    cleanup: Cleanup | None = None,
 ) -> TrainResult:
-    """Train (or fine-tune from ``init_state``) and return the final weights and a history."""
+    """Train (or fine-tune from ``init_state``) and return the final weights and a history.
+
+    ``validation`` holds working-grid monitor cases ``(name, image, lungs, lesions)`` scored
+    every ``config.validate_every`` steps after the clean-up ``cleanup`` (required with them);
+    the scores go to the log and the history, never into a decision.
+    """
     import torch
+
+    if validation and cleanup is None:
+        raise ValueError("monitor cases need the clean-up settings (cleanup=Cleanup(...))")
 
     torch.set_num_threads(config.threads)
     # Denormal floats in late training make CPU kernels several times slower; flush them to zero.
@@ -250,7 +290,13 @@ def train_network(
         image, lungs, lesions = augment(image, lungs, lesions, gen)
         t1 = time.perf_counter()
         logits = net(image)
-        loss, lung_loss, lesion_loss = segmentation_loss(logits, lungs, lesions, lesion_weight=config.lesion_weight)
+        loss, lung_loss, lesion_loss = segmentation_loss(
+            logits,
+            lungs,
+            lesions,
+            lesion_weight=config.lesion_weight,
+            consolidated_lung_weight=config.consolidated_lung_weight,
+        )
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         optimiser.step()
@@ -277,10 +323,12 @@ def train_network(
                 scores = {}
                 for name, v_image, v_lungs, v_lesions in validation:
                     prob = predict_working(net, v_image, params.context_offsets)
-                    scores[name] = working_dice(prob, v_lungs, v_lesions)
+                    lung_pred, lesion_pred = monitor_labels(prob, v_image, params, cleanup)
+                    scores[name] = working_dice(lung_pred, lesion_pred, v_lungs, v_lesions)
                 entry["validation"] = scores
                 summary = {k: float(np.mean([s[k] for s in scores.values()])) for k in ("right", "left", "lesion")}
-                log.info("validation (working grid) %s", json.dumps({k: round(v, 4) for k, v in summary.items()}))
+                rounded = {k: round(v, 4) for k, v in summary.items()}
+                log.info("validation (working grid, after clean-up) %s", json.dumps(rounded))
             history.append(entry)
     net.eval()
     return TrainResult(

@@ -7,11 +7,11 @@ import numpy as np
 from segmentation.grid import downsample_taps
 from segmentation.preprocess import (
     PreprocessParameters,
-    working_blocks,
     body_box,
     context_stack,
     resample_to_working,
     to_working,
+    working_blocks,
 )
 from segmentation.synth.phantom import make_phantom
 

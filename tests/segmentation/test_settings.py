@@ -21,6 +21,7 @@ def test_default_recipe_weighs_every_family_equally(settings):
     weights = settings.segmentation.training.kind_weights
     assert set(weights) == {"none", "focal", "diffuse", "border", "mixed"}
     assert set(weights.values()) == {1.0}
+    assert settings.segmentation.training.consolidated_lung_weight == 1.0
 
 
 def test_stage2_overlay_changes_only_the_schedule_and_family_weights(settings):
@@ -41,9 +42,10 @@ def test_stage2_overlay_changes_only_the_schedule_and_family_weights(settings):
     [
         ("segmentation:\n  training:\n    kind_weights: {lobar: 2.0}\n", "segmentation.training.kind_weights.lobar"),
         ("segmentation:\n  training:\n    kind_weights: {mixed: 0}\n", "kind_weights must be positive"),
+        ("segmentation:\n  training:\n    consolidated_lung_weight: 0\n", "consolidated_lung_weight"),
     ],
 )
-def test_bad_family_weights_are_refused(tmp_path, text, message):
+def test_bad_training_weights_are_refused(tmp_path, text, message):
     path = tmp_path / "overlay.yaml"
     path.write_text(text)
     with pytest.raises(ConfigError) as raised:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -11,11 +12,19 @@ import torch
 
 from segmentation.inference import load_model
 from segmentation.network import NetworkSpec, build_network
+from segmentation.postprocess import Cleanup
 from segmentation.preprocess import PreprocessParameters
 from segmentation.synth.lesions import PlanKind, render, sample_plan
 from segmentation.synth.phantom import make_phantom
 from segmentation.training.cases import SimulatedSeries, working_sample
-from segmentation.training.train import CachedCase, TrainConfig, train_network
+from segmentation.training.train import (
+    CachedCase,
+    TrainConfig,
+    monitor_labels,
+    segmentation_loss,
+    train_network,
+    working_dice,
+)
 from segmentation.weights import read_description, verify_checksum, write_model
 
 TINY = NetworkSpec(in_channels=3, channels=(4, 8, 16), strides=(2, 2), num_res_units=0, norm="batch")
@@ -80,6 +89,71 @@ def test_training_is_deterministic(cases):
     assert all(torch.equal(a.state_dict[k], b.state_dict[k]) for k in a.state_dict)
     start = build_network(TINY).state_dict()
     assert not all(torch.equal(a.state_dict[k], start[k]) for k in start if start[k].is_floating_point())
+
+
+def _one_hot(labels: np.ndarray) -> np.ndarray:
+    return np.stack([(labels == k) for k in range(3)], axis=1).astype(np.float32)
+
+
+def test_monitor_scores_after_the_clean_up():
+    """Outside-air 'lung' and a lesion outside the lungs count in a raw argmax, not after the clean-up."""
+    image = np.full((6, 40, 60), -1.0, np.float32)  # air everywhere ...
+    image[:, 5:35, 5:55] = 0.0  # ... but a body
+    lungs = np.zeros(image.shape, np.uint8)
+    lungs[:, 10:30, 10:25] = 1
+    lungs[:, 10:30, 35:50] = 2
+    image[lungs > 0] = -0.9  # aerated lung inside the body
+    lesions = np.zeros(image.shape, np.uint8)
+    lesions[:, 12:18, 12:18] = 2
+    raw_lungs = lungs.copy()
+    raw_lungs[:, 0:4, :] = 2  # the network's mistake: air outside the body called left lung ...
+    raw_lesions = lesions.copy()
+    raw_lesions[:, 0:3, 0:10] = 1  # ... with GGO in it
+    prob = np.concatenate([_one_hot(raw_lungs), _one_hot(raw_lesions)], axis=1)
+    cleanup = Cleanup(min_component_fraction=0.02, min_lesion_voxels=0)
+    lung_pred, lesion_pred = monitor_labels(prob, image, PARAMS, cleanup)
+    clean = working_dice(lung_pred, lesion_pred, lungs, lesions)
+    raw = working_dice(raw_lungs, raw_lesions * (raw_lungs > 0), lungs, lesions)
+    assert clean["right"] == clean["left"] == clean["lesion"] == 1.0
+    assert raw["left"] < 0.8 and raw["lesion"] < 0.8
+
+
+def test_monitor_cases_need_the_clean_up_settings(cases):
+    case = cases[0]
+    monitor = [("phantom", case.image.astype(np.float32), case.lungs, case.lesions)]
+    with pytest.raises(ValueError, match="clean-up"):
+        train_network(cases=cases, spec=TINY, params=PARAMS, config=CONFIG, validation=monitor)
+    every_step = dataclasses.replace(CONFIG, steps=100, validate_every=50)  # monitored at step 50 and 100
+    result = train_network(
+        cases=cases, spec=TINY, params=PARAMS, config=every_step, validation=monitor, cleanup=Cleanup(0.02, 0)
+    )
+    assert [entry["step"] for entry in result.history if "validation" in entry] == [50, 100]
+    scores = result.history[-1]["validation"]["phantom"]
+    assert set(scores) == {"right", "left", "lesion", "fraction_pred", "fraction_true"}
+    assert all(0.0 <= scores[k] <= 1.0 for k in ("right", "left", "lesion"))
+    # Monitoring in the middle of training leaves the weights exactly as training without it.
+    plain = train_network(cases=cases, spec=TINY, params=PARAMS, config=every_step)
+    assert all(torch.equal(result.state_dict[k], plain.state_dict[k]) for k in plain.state_dict)
+
+
+def test_consolidated_lung_weight_weighs_the_lung_head_where_consolidation_is():
+    gen = torch.Generator().manual_seed(0)
+    logits = torch.randn(2, 6, 8, 8, generator=gen)
+    lungs = torch.randint(0, 3, (2, 8, 8), generator=gen)
+    lesions = torch.zeros(2, 8, 8, dtype=torch.long)
+    plain, plain_lung, _ = segmentation_loss(logits, lungs, lesions, lesion_weight=1.0)
+    # Without consolidation any weight is the plain mean.
+    same, same_lung, _ = segmentation_loss(logits, lungs, lesions, lesion_weight=1.0, consolidated_lung_weight=3.0)
+    assert torch.isclose(plain, same) and np.isclose(plain_lung, same_lung)
+    # With consolidation on the voxels the lung head gets most wrong, weighing them up raises the
+    # lung loss; the lesion loss is untouched.
+    lung_ce = torch.nn.functional.cross_entropy(logits[:, 0:3], lungs, reduction="none")
+    lesions[lung_ce > lung_ce.median()] = 2
+    base, base_lung, base_lesion = segmentation_loss(logits, lungs, lesions, lesion_weight=1.0)
+    _, heavy_lung, heavy_lesion = segmentation_loss(
+        logits, lungs, lesions, lesion_weight=1.0, consolidated_lung_weight=3.0
+    )
+    assert heavy_lung > base_lung + 0.1 and heavy_lesion == base_lesion
 
 
 def test_finetune_on_user_labels(tmp_path, monkeypatch):
