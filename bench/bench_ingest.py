@@ -24,14 +24,13 @@ import os
 import platform
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED_OPEN = REPO.parent / "shared" / "data" / "open"
+from common import REPO, SHARED_OPEN, data_folder
+
 FULL_SERIES = ("dlwpt-chest-ct-dicom", "popi-4dct-phase00-itkelastix")
 THROUGHPUT_SETS = (
     "dlwpt-chest-ct-dicom",
@@ -43,11 +42,6 @@ THROUGHPUT_SETS = (
     "totalsegmentator-tests",
     "dicom2nifti-ct-edgecases",
 )
-
-
-def data_folder(name: str) -> Path:
-    out = subprocess.run([str(SHARED_OPEN), name], check=True, capture_output=True, text=True)
-    return Path(out.stdout.strip())
 
 
 def timed(function, repeats: int, *, label: str, minima: dict[str, float]) -> tuple[float, object]:

@@ -40,8 +40,8 @@ import threading
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED_OPEN = REPO.parent / "shared" / "data" / "open"
+from common import REPO, SHARED_OPEN, data_folder, resample_slices
+
 LUNGLESION = Path(sys.executable).with_name("lunglesion")
 SERIES = "2-LUNG_3.0_B70f-04083"
 STAGES = ("load", "segment", "measure", "write")
@@ -50,11 +50,6 @@ ALL_OUTPUTS = "csv,nifti,seg,qc"
 
 def load_average() -> list[float]:
     return [round(v, 2) for v in os.getloadavg()]
-
-
-def data_folder(name: str) -> Path:
-    out = subprocess.run([str(SHARED_OPEN), name], check=True, capture_output=True, text=True)
-    return Path(out.stdout.strip())
 
 
 # --------------------------------------------------------------------------------------------
@@ -98,17 +93,7 @@ def resampled_series(source: Path, destination: Path, *, n_slices: int, tag: str
     image = reader.Execute()
     size, spacing = image.GetSize(), image.GetSpacing()
     step = (size[2] - 1) * spacing[2] / (n_slices - 1)
-    resampled = sitk.Resample(
-        image,
-        [size[0], size[1], n_slices],
-        sitk.Transform(),
-        sitk.sitkLinear,
-        image.GetOrigin(),
-        (spacing[0], spacing[1], step),
-        image.GetDirection(),
-        -1024,
-        sitk.sitkInt16,
-    )
+    resampled = resample_slices(image, n_slices)
     direction = np.asarray(image.GetDirection()).reshape(3, 3)
     # Geometry stacks slices along row x column; a series sorted the other way has a negative step.
     sign = float(np.sign(direction[:, 2] @ np.cross(direction[:, 0], direction[:, 1])))

@@ -35,14 +35,7 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED_OPEN = REPO.parent / "shared" / "data" / "open"
-
-
-def data_folder(name: str) -> Path:
-    out = subprocess.run([str(SHARED_OPEN), name], check=True, capture_output=True, text=True)
-    return Path(out.stdout.strip())
-
+from common import REPO, SHARED_OPEN, data_folder, resample_slices
 
 CASES = {"dlwpt-99": None, "dlwpt-300": 1.0, "dlwpt-1000": 0.3}
 """Benchmark case -> slice spacing (mm) the real series is resampled to (``None``: as read)."""
@@ -62,18 +55,7 @@ def prepare_volumes(workdir: Path, names: list[str]) -> dict[str, Path]:
         slice_mm = CASES[name]
         volume = image
         if slice_mm is not None:
-            n_slices = int(round((size[2] - 1) * spacing[2] / slice_mm)) + 1
-            volume = sitk.Resample(
-                image,
-                [size[0], size[1], n_slices],
-                sitk.Transform(),
-                sitk.sitkLinear,
-                image.GetOrigin(),
-                (spacing[0], spacing[1], slice_mm),
-                image.GetDirection(),
-                -1024,
-                sitk.sitkInt16,
-            )
+            volume = resample_slices(image, int(round((size[2] - 1) * spacing[2] / slice_mm)) + 1)
         paths[name] = workdir / f"{name}.nii"
         sitk.WriteImage(volume, str(paths[name]))
         del volume
