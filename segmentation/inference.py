@@ -22,7 +22,7 @@ from segmentation.postprocess import (
 )
 from segmentation.preprocess import WorkingGrid, context_stack, to_working
 from segmentation.result import LungSegmentation
-from segmentation.weights import ModelDescription, read_description, verify_checksum
+from segmentation.weights import ModelDescription, load_into, read_description
 
 log = logging.getLogger(__name__)
 
@@ -86,18 +86,10 @@ def load_model(weights: str | Path | None = None, *, device: str = "auto", threa
         cached = _CACHE.get(key)
         if cached is not None and cached.description == description:
             return cached
-        verify_checksum(description)
         from segmentation.network import build_network
 
         network = build_network(description.architecture)
-        try:
-            state = torch.load(description.weights_path, map_location="cpu", weights_only=True)
-            network.load_state_dict(state)
-        except Exception as exc:  # noqa: BLE001 - any unpickling/shape problem means unusable weights
-            raise SegmentationError(
-                ErrorCode.WEIGHTS_CORRUPT,
-                f"weights file {description.weights_path} does not fit model {description.model_id} ({exc})",
-            ) from exc
+        load_into(network, description)
         network.eval().to(resolved)
         model = LoadedModel(description=description, network=network, device=resolved)
         _CACHE[key] = model

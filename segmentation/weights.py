@@ -101,6 +101,36 @@ def verify_checksum(description: ModelDescription) -> None:
         )
 
 
+def _unusable(description: ModelDescription, exc: Exception) -> SegmentationError:
+    return SegmentationError(
+        ErrorCode.WEIGHTS_CORRUPT,
+        f"weights file {description.weights_path} does not fit model {description.model_id} ({exc})",
+    )
+
+
+def load_state_dict(description: ModelDescription) -> dict:
+    """The model's weights (on the CPU), after checking them against the recorded SHA-256.
+
+    Raises ``WEIGHTS_CORRUPT`` for a checksum mismatch or a file torch cannot read.
+    """
+    import torch
+
+    verify_checksum(description)
+    try:
+        return torch.load(description.weights_path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unpickling problem means unusable weights
+        raise _unusable(description, exc) from exc
+
+
+def load_into(network, description: ModelDescription) -> None:
+    """Load the checked weights of ``description`` into ``network``; ``WEIGHTS_CORRUPT`` if they do not fit."""
+    state = load_state_dict(description)
+    try:
+        network.load_state_dict(state)
+    except Exception as exc:  # noqa: BLE001 - any shape/key problem means unusable weights
+        raise _unusable(description, exc) from exc
+
+
 def write_model(
     *,
     directory: Path,

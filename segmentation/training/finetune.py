@@ -107,13 +107,12 @@ def finetune(
     steps: int | None = None,
 ) -> Path:
     """Fine-tune ``base_weights`` (the shipped model when None) on the user's cases; return the model JSON."""
-    import torch
 
     from segmentation.training.run import train_config
-    from segmentation.weights import verify_checksum, write_model
+    from segmentation.weights import load_state_dict, write_model
 
     base = read_description(base_weights)
-    verify_checksum(base)
+    state = load_state_dict(base)
     cache_dir = Path(settings.cache_dir).expanduser()
     user_folder = build_user_cache(labels_dir, label_map, cache_dir=cache_dir, params=base.preprocessing)
     cases = open_cache(user_folder)
@@ -138,7 +137,6 @@ def finetune(
     config = train_config(
         settings, steps=steps or settings.finetune_steps, learning_rate=settings.finetune_learning_rate
     )
-    state = torch.load(base.weights_path, map_location="cpu", weights_only=True)
     start = time.monotonic()
     result = train_network(
         cases=cases + synthetic, spec=base.architecture, params=base.preprocessing, config=config, init_state=state

@@ -112,13 +112,10 @@ def starting_point(
     """Random weights of ``architecture``, or the checksum-verified model at ``init_from`` (its own design)."""
     if init_from is None:
         return StartingPoint(architecture, preprocessing, None, "scratch")
-    import torch
-
-    from segmentation.weights import read_description, verify_checksum
+    from segmentation.weights import load_state_dict, read_description
 
     base = read_description(init_from)
-    verify_checksum(base)
-    state = torch.load(base.weights_path, map_location="cpu", weights_only=True)
+    state = load_state_dict(base)
     return StartingPoint(
         base.architecture, base.preprocessing, state, {"model_id": base.model_id, "sha256": base.sha256}
     )
