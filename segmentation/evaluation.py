@@ -9,6 +9,12 @@ Outputs (written atomically into the output folder):
   lesion-free lungs <= 0.5 % of lung volume, consolidation Dice >= 0.70 where present).
 
 A Dice is empty (not a number) when both the reference and the prediction are empty.
+
+Voxels of a case's ignore mask (``<case>_ignore`` file, or the label map's ``ignore`` values)
+are left out of every score. Three columns say what that left out: ``ignored_ml`` (ignored
+voxels in the reference or predicted lungs), ``lesion_ml_pred_ignored`` (predicted lesion
+there) and ``lesion_fraction_pred_all_pct`` (the predicted lesion fraction over all predicted
+lung, ignored voxels included).
 """
 
 from __future__ import annotations
@@ -58,6 +64,9 @@ CSV_COLUMNS = (
     "ggo_fraction_pred_pct",
     "consolidation_fraction_ref_pct",
     "consolidation_fraction_pred_pct",
+    "ignored_ml",
+    "lesion_ml_pred_ignored",
+    "lesion_fraction_pred_all_pct",
 )
 
 #: Acceptance thresholds of the model card.
@@ -96,6 +105,11 @@ def compare(
     row["left_lung_ml_pred"] = ((lungs == LungLabel.LEFT_LUNG) & valid).sum() * voxel_ml
     pred_lesion = (lesions > 0) & valid
     row["lesion_ml_pred"] = pred_lesion.sum() * voxel_ml
+    ignored = ~valid
+    any_lung = (lungs > 0) if ref_lungs is None else (lungs > 0) | (ref_lungs > 0)
+    row["ignored_ml"] = float((ignored & any_lung).sum()) * voxel_ml
+    row["lesion_ml_pred_ignored"] = float(((lesions > 0) & ignored).sum()) * voxel_ml
+    row["lesion_fraction_pred_all_pct"] = 100.0 * int(np.count_nonzero(lesions)) / max(1, int(np.count_nonzero(lungs)))
     pred_lung_n = max(1, int(pred_lung.sum()))
     row["lesion_fraction_pred_pct"] = 100.0 * pred_lesion.sum() / pred_lung_n
     row["ggo_fraction_pred_pct"] = 100.0 * ((lesions == LesionLabel.GGO) & valid).sum() / pred_lung_n

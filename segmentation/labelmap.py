@@ -12,7 +12,8 @@ A label map (JSON or YAML) names which values of a label file mean what::
 Folder layouts (``find_cases``):
 
 * ``<case>_ct.nii.gz`` + ``<case>_lungs.nii.gz`` + ``<case>_lesions.nii.gz`` (lunglesion's own
-  convention: lungs 1/2, lesions 1/2), or
+  convention: lungs 1/2, lesions 1/2), with an optional ``<case>_ignore.nii.gz`` (non-zero =
+  not scored, e.g. a real abnormality the reference does not describe), or
 * ``<case>_ct.nii.gz`` + ``<case>_label.nii.gz`` (one file, values per the label map), or
 * ``images/<case>.nii.gz`` + ``labels/<case>.nii.gz`` (one file, values per the label map).
 
@@ -99,6 +100,8 @@ class ReferenceCase:
     lungs: Path | None = None
     lesions: Path | None = None
     label: Path | None = None
+    ignore: Path | None = None
+    """Optional mask of voxels left out of every score (lunglesion layout only)."""
 
 
 def _stem(path: Path) -> str:
@@ -143,6 +146,7 @@ def find_cases(folder: Path) -> list[ReferenceCase]:
                 lungs=_find(folder, f"{base}_lungs"),
                 lesions=_find(folder, f"{base}_lesions"),
                 label=_find(folder, f"{base}_label"),
+                ignore=_find(folder, f"{base}_ignore"),
             )
         )
     return [c for c in cases if c.lungs or c.lesions or c.label]
@@ -189,6 +193,14 @@ def read_reference(
     if ignore is None:
         shape = (lungs if lungs is not None else lesions).shape  # type: ignore[union-attr]
         ignore = np.zeros(shape, bool)
+    if case.ignore is not None:
+        extra = sitk.GetArrayFromImage(sitk.ReadImage(str(case.ignore)))
+        if extra.shape != ignore.shape:
+            raise LunglesionError(
+                ErrorCode.CONFIG_INVALID,
+                f"{case.ignore.name}: shape {extra.shape} differs from the reference's {ignore.shape}",
+            )
+        ignore = ignore | (extra > 0)
     return lungs, lesions, ignore
 
 

@@ -2,7 +2,9 @@
 
 * CIP ``ct-64`` (4 mm whole chest) against its reference lung label map (left regions 9-11,
   right 12-14, airway/vessel-typed voxels included): Dice per side.
-* Lesion fraction on the lesion-free real chest CTs (dlwpt, POPI, CIP): should be ~0.
+* Lesion fraction on the lesion-free real chest CTs (dlwpt, POPI, CIP): should be ~0. "Lesion-free"
+  means free of pneumonia: the dlwpt patient has a spiculated mass (a declared
+  :class:`~segmentation.synth.backgrounds.Finding`), so its fraction is also reported outside it.
 * LIDC-IDRI-0002: the ground-glass nodule (voxels outlined by >= 1 reader) should be labelled GGO.
 * MedSeg's 50 labelled COVID-19 slices mapped to approximate HU: Dice per class (pooled over slices).
 * lungmask's two test slices: lung voxel counts next to lungmask R231's recorded counts.
@@ -22,7 +24,7 @@ import SimpleITK as sitk
 
 from segmentation.evaluation import dice
 from segmentation.result import LungSegmentation
-from segmentation.synth.backgrounds import DataRoot, read_volume
+from segmentation.synth.backgrounds import DataRoot, findings_mask, read_volume, source
 
 log = logging.getLogger(__name__)
 
@@ -62,23 +64,31 @@ def check_cip(data: DataRoot, segmenters: dict[str, Segmenter]) -> dict:
 
 def check_lesion_free(data: DataRoot, segmenters: dict[str, Segmenter]) -> dict:
     volumes = {
-        "dlwpt (held out)": ("dlwpt-chest-ct-dicom", "2-LUNG_3.0_B70f-04083"),
-        "popi (training background)": ("popi-4dct-phase00-itkelastix", "dicom_00"),
-        "cip-64 (not in training)": ("cip-chest-imaging-platform", "ct-64.nrrd"),
+        "dlwpt (held out)": "dlwpt",
+        "popi (training background)": "popi",
+        "cip-64 (not in training)": "cip-64",
     }
     out: dict = {}
-    for label, (dataset, relative) in volumes.items():
-        image = read_volume(data.dataset(dataset) / relative)
+    for label, name in volumes.items():
+        item = source(name)
+        image = read_volume(data.dataset(item.dataset) / item.relative)
         voxel_ml = float(np.prod(image.GetSpacing())) / 1000
+        findings = findings_mask(image, item.findings) if item.findings else None
         out[label] = {}
-        for name, segment in segmenters.items():
+        for method, segment in segmenters.items():
             lungs, lesions = _arrays(segment(image))
-            out[label][name] = {
+            record = {
                 "lung_ml": float((lungs > 0).sum() * voxel_ml),
                 "lesion_fraction_pct": _fraction(lungs, lesions),
                 "ggo_ml": float((lesions == 1).sum() * voxel_ml),
                 "consolidation_ml": float((lesions == 2).sum() * voxel_ml),
             }
+            if findings is not None:
+                record["lesion_ml_in_findings"] = float(((lesions > 0) & findings).sum() * voxel_ml)
+                record["lesion_fraction_outside_findings_pct"] = _fraction(
+                    np.where(findings, 0, lungs), np.where(findings, 0, lesions)
+                )
+            out[label][method] = record
     return out
 
 

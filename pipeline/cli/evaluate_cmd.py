@@ -12,7 +12,9 @@ Segment every case of FOLDER and compare with its reference masks. Layouts:
   <case>_ct.nii.gz + <case>_lungs.nii.gz (1 right, 2 left) + <case>_lesions.nii.gz (1 GGO, 2 consolidation)
   <case>_ct.nii.gz + <case>_label.nii.gz, with --label-map
   images/<case>.nii.gz + labels/<case>.nii.gz, with --label-map
-(.nii, .nrrd and .mha work too). With --synthetic-validation instead of FOLDER, the model card's
+(.nii, .nrrd and .mha work too). An optional <case>_ignore.nii.gz (non-zero = not scored) leaves
+out what the reference does not describe, e.g. a real abnormality in a synthetic case's background.
+With --synthetic-validation instead of FOLDER, the model card's
 synthetic validation set is built from --data-root and evaluated.
 Writes OUT/evaluation.csv (one row per case: Dice right/left lung, lesion, GGO, consolidation;
 volumes; lesion fractions and their error in percentage points), OUT/summary.json and

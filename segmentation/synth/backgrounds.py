@@ -40,6 +40,21 @@ class Role(StrEnum):
 
 
 @dataclass(frozen=True)
+class Finding:
+    """A real abnormality of a background, marked by the developers as a sphere in patient coordinates.
+
+    The reference of a background says "no lesion" everywhere its synthetic lesions are not,
+    which is wrong where the patient has a real one. A finding is excluded from the lesion loss
+    when the background is used for training and from scoring (lungs and lesions) in the
+    validation cases built on it.
+    """
+
+    description: str
+    centre_lps_mm: tuple[float, float, float]
+    radius_mm: float
+
+
+@dataclass(frozen=True)
 class BackgroundSource:
     """Where a real background lives inside a data set and what it is used for."""
 
@@ -49,6 +64,8 @@ class BackgroundSource:
     role: Role
     nodules: str | None = None
     """Optional label file (relative path) of real nodules: excluded from the lesion loss."""
+    findings: tuple[Finding, ...] = ()
+    """Real abnormalities without a label file (see :class:`Finding`)."""
     weight: float = 1.0
     """Relative number of synthetic cases built from this background."""
 
@@ -73,7 +90,19 @@ SOURCES: tuple[BackgroundSource, ...] = (
     ),
     BackgroundSource("cip-2sl", "cip-chest-imaging-platform", "simple_dicom", Role.TRAIN, weight=0.08),
     BackgroundSource("cip-crop-2sl", "cip-chest-imaging-platform", "crop_ct_2slices.nrrd", Role.TRAIN, weight=0.08),
-    BackgroundSource("dlwpt", "dlwpt-chest-ct-dicom", "2-LUNG_3.0_B70f-04083", Role.CHEST, weight=1.0),
+    BackgroundSource(
+        "dlwpt",
+        "dlwpt-chest-ct-dicom",
+        "2-LUNG_3.0_B70f-04083",
+        Role.CHEST,
+        # Looked at on the image (MODEL_CARD.md, "Real findings in the held-out chest"): centre =
+        # centroid of the lung region whose 4 mm-smoothed HU exceeds -650 HU around the mass,
+        # radius = its largest distance from that centre (15.2 mm) + 5 mm for spicules and halo.
+        findings=(
+            Finding("spiculated mass, right lung, against the heart (about 2 cm)", (-81.3, -190.6, -191.4), 20.0),
+        ),
+        weight=1.0,
+    ),
     BackgroundSource("cip-64", "cip-chest-imaging-platform", "ct-64.nrrd", Role.CHECK),
     # Its classical mask cuts dense dependent lung out (R231 includes it): a check, not a training background.
     BackgroundSource("lungmask-2sl", "lungmask-testdata", "testdata", Role.CHECK),
@@ -115,8 +144,11 @@ class Background:
     spacing_zyx: tuple[float, float, float]
     lungs: np.ndarray
     nodules: np.ndarray
+    """Real lesions of unknown class (label files and findings), canonical bool: excluded from the lesion loss."""
     image: sitk.Image
     canonical: Canonical
+    findings: np.ndarray | None = None
+    """The spheres of :attr:`BackgroundSource.findings`, canonical bool (``None``: the source declares none)."""
 
 
 class DataRoot:
@@ -169,7 +201,35 @@ def load_background(
     if item.nodules:
         label = sitk.ReadImage(str(folder / item.nodules))
         nodules = canon.forward(sitk.GetArrayFromImage(label)) > 0
-    return Background(item.name, hu, spacing, lungs, np.ascontiguousarray(nodules), image, canon)
+    findings = None
+    if item.findings:
+        findings = np.ascontiguousarray(canon.forward(findings_mask(image, item.findings)))
+        nodules = nodules | findings
+    return Background(item.name, hu, spacing, lungs, np.ascontiguousarray(nodules), image, canon, findings)
+
+
+def findings_mask(image: sitk.Image, findings: tuple[Finding, ...]) -> np.ndarray:
+    """Voxels of ``image`` (SimpleITK (z, y, x) array order) whose centre lies inside one of the spheres."""
+    size = image.GetSize()
+    origin = np.asarray(image.GetOrigin())
+    spacing = np.asarray(image.GetSpacing())
+    direction = np.asarray(image.GetDirection()).reshape(3, 3)
+    mask = np.zeros(size[::-1], bool)
+    for finding in findings:
+        centre = np.asarray(finding.centre_lps_mm, float)
+        # Bounding box in index space: the sphere's extent along each index axis.
+        centre_index = np.linalg.solve(direction * spacing, centre - origin)
+        half = finding.radius_mm / spacing + 1
+        lo = np.clip(np.floor(centre_index - half).astype(int), 0, np.asarray(size) - 1)
+        hi = np.clip(np.ceil(centre_index + half).astype(int) + 1, 0, np.asarray(size))
+        if np.any(hi <= lo):
+            continue
+        grids = np.meshgrid(*(np.arange(lo[a], hi[a]) for a in range(3)), indexing="ij")  # x, y, z index
+        index = np.stack(grids, axis=-1).reshape(-1, 3).astype(float)
+        points = origin + (index * spacing) @ direction.T
+        inside = (np.linalg.norm(points - centre, axis=1) <= finding.radius_mm).reshape(grids[0].shape)
+        mask[lo[2] : hi[2], lo[1] : hi[1], lo[0] : hi[0]] |= inside.transpose(2, 1, 0)
+    return mask
 
 
 def _classical(hu: np.ndarray, spacing: tuple[float, float, float]) -> np.ndarray:

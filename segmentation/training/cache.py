@@ -69,6 +69,14 @@ def cache_key(params: PreprocessParameters, n_cases: int, seed: int, holdout: st
     identity = {"v": CACHE_VERSION, "p": params.to_dict(), "n": n_cases, "seed": seed}
     if holdout != "dlwpt":  # (caches built before the hold-out became a setting keep their key)
         identity["holdout"] = holdout
+    # Declared real findings change a training background's targets (ignored in the lesion loss).
+    findings = {
+        item.name: [[f.description, list(f.centre_lps_mm), f.radius_mm] for f in item.findings]
+        for item in training_sources(holdout)
+        if item.findings
+    }
+    if findings:  # (absent when no training background declares any: earlier keys stay valid)
+        identity["findings"] = findings
     text = json.dumps(identity, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 

@@ -10,6 +10,7 @@ The same case can be delivered two ways:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -98,11 +99,11 @@ def working_sample(
     return image, lungs, lesions, grid
 
 
-def acquired_labels(series: SimulatedSeries) -> tuple[np.ndarray, np.ndarray]:
-    """Reference lung and lesion labels on the simulated series' own grid."""
+def _to_acquired(series: SimulatedSeries) -> Callable[[np.ndarray], np.ndarray] | None:
+    """Resampler of a native-grid mask onto the simulated series' slices (soft, 0..1); None if the grids agree."""
     n_acq = series.hu.shape[0]
     if n_acq == series.native_lungs.shape[0] and np.allclose(series.z_positions, np.arange(n_acq)):
-        return series.native_lungs.copy(), series.native_lesions.copy()
+        return None
     z_taps = _native_z_taps(series, np.arange(n_acq, dtype=float), series.thickness_mm)
     full = WorkingGrid(
         input_shape=series.native_lungs.shape,  # type: ignore[arg-type]
@@ -116,6 +117,14 @@ def acquired_labels(series: SimulatedSeries) -> tuple[np.ndarray, np.ndarray]:
     def soft(mask: np.ndarray) -> np.ndarray:
         return resample_to_working(mask.view(np.uint8), full, fill=0.0, z_taps=z_taps)
 
+    return soft
+
+
+def acquired_labels(series: SimulatedSeries) -> tuple[np.ndarray, np.ndarray]:
+    """Reference lung and lesion labels on the simulated series' own grid."""
+    soft = _to_acquired(series)
+    if soft is None:
+        return series.native_lungs.copy(), series.native_lesions.copy()
     lungs = _soft_argmax([soft(series.native_lungs == label) for label in (LungLabel.RIGHT_LUNG, LungLabel.LEFT_LUNG)])
     lesions = _soft_argmax(
         [soft(series.native_lesions == label) for label in (LesionLabel.GGO, LesionLabel.CONSOLIDATION)]
@@ -136,6 +145,19 @@ def acquired_case(series: SimulatedSeries, background: Background) -> tuple[sitk
         label_image_like(lungs, background.canonical, reference),
         label_image_like(lesions, background.canonical, reference),
     )
+
+
+def acquired_ignore(series: SimulatedSeries, background: Background) -> sitk.Image | None:
+    """The background's real findings on the simulated series' grid (1 = not scored), or None if it has none.
+
+    A simulated slice is excluded wherever its slice profile reaches into a finding, so the
+    mask errs on the side of excluding.
+    """
+    if background.findings is None or not background.findings.any():
+        return None
+    soft = _to_acquired(series)
+    ignore = background.findings.copy() if soft is None else soft(background.findings) > 0
+    return label_image_like(ignore.astype(np.uint8), background.canonical, _series_geometry(series, background))
 
 
 def _series_geometry(series: SimulatedSeries, background: Background) -> sitk.Image:

@@ -5,6 +5,7 @@ Each case is written as NIfTI files in the layout ``lunglesion evaluate`` reads:
     <folder>/<case>_ct.nii.gz        # int16 HU, on the simulated acquisition grid
     <folder>/<case>_lungs.nii.gz     # reference: 1 right lung, 2 left lung
     <folder>/<case>_lesions.nii.gz   # reference: 1 GGO, 2 consolidation
+    <folder>/<case>_ignore.nii.gz    # 1 = not scored: the background's own real findings (if it has any)
     <folder>/cases.json              # what each case contains
 
 The cases are fixed (explicit lesion plans and acquisitions, fixed seeds), so every model
@@ -35,11 +36,13 @@ from segmentation.synth.lesions import (
     _pick_centre,
     sample_plan,
 )
-from segmentation.training.cases import acquired_case, simulate_case
+from segmentation.training.cases import acquired_case, acquired_ignore, simulate_case
 
 log = logging.getLogger(__name__)
 
-VALIDATION_VERSION = "val-1"
+#: val-2: the same cases as val-1 (identical volumes and labels) plus ``<case>_ignore`` files
+#: where the background has real findings (the mass in the dlwpt chest).
+VALIDATION_VERSION = "val-2"
 
 
 @dataclass(frozen=True)
@@ -192,7 +195,11 @@ def build_validation_set(*, data_root: Path, cache_dir: Path, background: str = 
         )
         series = simulate_case(bg, plan, acq)
         image, lungs, lesions = acquired_case(series, bg)
-        for suffix, img in (("ct", image), ("lungs", lungs), ("lesions", lesions)):
+        ignore = acquired_ignore(series, bg)
+        files = [("ct", image), ("lungs", lungs), ("lesions", lesions)]
+        if ignore is not None:
+            files.append(("ignore", ignore))
+        for suffix, img in files:
             with atomic_path(folder / f"{spec.name}_{suffix}.nii.gz") as tmp:
                 sitk.WriteImage(img, str(tmp), useCompression=True)
         lung_n = int((sitk.GetArrayViewFromImage(lungs) > 0).sum())
@@ -205,6 +212,10 @@ def build_validation_set(*, data_root: Path, cache_dir: Path, background: str = 
             "lesion_fraction": float((les > 0).sum() / max(1, lung_n)),
             "ggo_fraction": float((les == 1).sum() / max(1, lung_n)),
             "consolidation_fraction": float((les == 2).sum() / max(1, lung_n)),
+            "ignored_lung_fraction": 0.0
+            if ignore is None
+            else float(((sitk.GetArrayViewFromImage(ignore) > 0) & (sitk.GetArrayViewFromImage(lungs) > 0)).sum())
+            / max(1, lung_n),
         }
         records.append(record)
         log.info("validation case %s: lesions %.1f %% of lung", spec.name, 100 * record["lesion_fraction"])

@@ -13,7 +13,7 @@ import SimpleITK as sitk
 from pipeline.cli.main import main
 from pipeline.errors import LunglesionError
 from segmentation.evaluation import CSV_COLUMNS, compare, dice, summarise
-from segmentation.labelmap import LabelMap, Meaning
+from segmentation.labelmap import LabelMap, Meaning, find_cases, read_reference
 from segmentation.result import LungSegmentation
 from segmentation.synth.phantom import make_phantom
 
@@ -53,6 +53,28 @@ def test_compare_exact_numbers():
     assert row["lesion_fraction_pred_pct"] == pytest.approx(5.0)
     assert row["lesion_fraction_error_pp"] == pytest.approx(-5.0)
     assert row["lung_ml_ref"] == pytest.approx(40.0)
+
+
+def test_compare_leaves_the_ignore_mask_out():
+    ref_lungs = np.zeros((2, 4, 10), np.uint8)
+    ref_lungs[:, :, :5] = 1
+    ref_lungs[:, :, 5:] = 2
+    ref_lesions = np.zeros_like(ref_lungs)  # a "lesion-free" reference ...
+    pred_lesions = np.zeros_like(ref_lungs)
+    pred_lesions[:, :2, :2] = 1  # ... where the prediction finds 8 voxels of lesion,
+    ignore = np.zeros(ref_lungs.shape, bool)
+    ignore[:, :2, :2] = True  # all inside a real finding the reference does not describe
+    ignore[:, 0, 9] = True  # and 2 more ignored voxels of (correctly predicted) left lung
+    plain = compare(_seg(ref_lungs, pred_lesions), ref_lungs, ref_lesions, voxel_ml=0.5)
+    row = compare(_seg(ref_lungs, pred_lesions), ref_lungs, ref_lesions, voxel_ml=0.5, ignore=ignore)
+    assert plain["lesion_fraction_pred_pct"] == pytest.approx(10.0)
+    assert row["lesion_fraction_pred_pct"] == 0.0
+    assert row["lesion_ml_pred"] == 0.0
+    assert row["lung_ml_ref"] == pytest.approx(35.0)  # 70 of 80 voxels scored
+    assert row["ignored_ml"] == pytest.approx(5.0)
+    assert row["lesion_ml_pred_ignored"] == pytest.approx(4.0)
+    assert row["lesion_fraction_pred_all_pct"] == pytest.approx(10.0)  # what was left out stays visible
+    assert plain["ignored_ml"] == 0.0 and plain["lesion_ml_pred_ignored"] == 0.0
 
 
 def test_summary_checks():
@@ -149,6 +171,41 @@ def test_evaluate_with_a_label_map(tmp_path):
         main(["evaluate", str(cases), "--out", str(out), "--method", "classical", "--label-map", str(label_map)]) == 0
     )
     assert main(["evaluate", str(cases), "--out", str(out), "--method", "classical"]) == 3  # no map: case fails
+
+
+def test_an_ignore_file_is_honoured(tmp_path):
+    cases = tmp_path / "cases"
+    cases.mkdir()
+    phantom = make_phantom(seed=4)
+    _write_case(cases, "p1", phantom)
+    lungs = phantom.lung_image()
+    right = sitk.GetArrayFromImage(lungs) == 1
+    ignore = sitk.GetImageFromArray(right.astype(np.uint8))  # leave the whole right lung out
+    ignore.CopyInformation(lungs)
+    sitk.WriteImage(ignore, str(cases / "p1_ignore.nii.gz"))
+    (case,) = find_cases(cases)
+    assert case.ignore is not None and case.ignore.name == "p1_ignore.nii.gz"
+    _, _, mask = read_reference(case, None)
+    assert np.array_equal(mask, right)
+    out = tmp_path / "out"
+    assert main(["evaluate", str(cases), "--out", str(out), "--method", "classical", "--log-level", "WARNING"]) == 0
+    with open(out / "evaluation.csv", newline="") as handle:
+        (row,) = list(csv.DictReader(handle))
+    # Nothing of the right lung is scored: what is left is the classical mask's rim outside the phantom's.
+    assert float(row["right_lung_ml_ref"]) == 0.0 and float(row["left_lung_ml_ref"]) > 0.0
+    assert float(row["right_lung_ml_pred"]) < 0.05 * float(row["left_lung_ml_pred"])
+    voxel_ml = float(np.prod(lungs.GetSpacing())) / 1000
+    assert float(row["ignored_ml"]) >= right.sum() * voxel_ml - 1e-3
+
+
+def test_an_ignore_file_of_another_shape_fails_the_case(tmp_path):
+    cases = tmp_path / "cases"
+    cases.mkdir()
+    _write_case(cases, "p1", make_phantom(seed=5))
+    sitk.WriteImage(sitk.Image([4, 4, 4], sitk.sitkUInt8), str(cases / "p1_ignore.nii.gz"))
+    (case,) = find_cases(cases)
+    with pytest.raises(LunglesionError, match="differs"):
+        read_reference(case, None)
 
 
 def test_evaluate_rejects_a_missing_folder(tmp_path):

@@ -11,7 +11,7 @@ from segmentation import LesionLabel, LungLabel, segment
 from segmentation.classical import segment_lungs
 from segmentation.evaluation import dice
 from segmentation.grid import canonical_array
-from segmentation.synth.backgrounds import read_volume
+from segmentation.synth.backgrounds import findings_mask, read_volume, source
 from segmentation.synth.lesions import DiffuseLesion, LesionPlan, Pattern, render
 
 pytestmark = pytest.mark.shared_data
@@ -68,7 +68,11 @@ def test_orientation_does_not_change_the_answer(shared_data):
 
 
 def _generated_case(shared_data):
-    """dlwpt (held out of training), 40 slices, a known bilateral GGO/consolidation lesion."""
+    """dlwpt (held out of training), 40 slices, a known bilateral GGO/consolidation lesion.
+
+    The patient's own mass (a declared finding of the background) lies in these slices and is left
+    out of both fractions, as in the validation set.
+    """
     image = read_volume(shared_data("dlwpt-chest-ct-dicom") / "2-LUNG_3.0_B70f-04083")
     image = image[:, :, 30:70]
     hu, canon = canonical_array(image, dtype=np.float32)
@@ -91,14 +95,17 @@ def _generated_case(shared_data):
         seed=11,
     )
     lesioned = render(hu, lungs, canon.spacing_zyx, plan)
-    true_fraction = 100 * (lesioned.lesions > 0).sum() / (lungs > 0).sum()
+    scored = ~canon.forward(findings_mask(image, source("dlwpt").findings))
+    assert not scored.all()
+    true_fraction = 100 * ((lesioned.lesions > 0) & scored).sum() / ((lungs > 0) & scored).sum()
     assert 20 < true_fraction < 30
     test_image = sitk.GetImageFromArray(np.ascontiguousarray(canon.backward(np.rint(lesioned.hu).astype(np.int16))))
     test_image.CopyInformation(image)
     result = segment(test_image, device="cpu")
     pred_lungs = sitk.GetArrayFromImage(result.lungs)
     pred_lesions = sitk.GetArrayFromImage(result.lesions)
-    fraction = 100 * (pred_lesions > 0).sum() / (pred_lungs > 0).sum()
+    scored_image = canon.backward(scored)
+    fraction = 100 * ((pred_lesions > 0) & scored_image).sum() / ((pred_lungs > 0) & scored_image).sum()
     return canon.backward(lungs), canon.backward(lesioned.lesions), pred_lungs, pred_lesions, fraction - true_fraction
 
 
@@ -108,7 +115,8 @@ def test_generated_lesion_fraction(shared_data):
     assert dice(pred_lesions > 0, ref_lesions > 0) > 0.75
     # Both classes are found where they are.
     assert dice(pred_lesions == LesionLabel.CONSOLIDATION, ref_lesions == LesionLabel.CONSOLIDATION) > 0.6
-    # Regression bound, not the target: v2 under-measures this mixed lesion by 4.3 pp (v1 4.0; target: < 3).
+    # Regression bound, not the target: v2 under-measures this mixed lesion by 4.6 pp (4.3 with the mass
+    # counted; v1 4.0 then; target: < 3).
     assert abs(error_pp) < 6.0
 
 

@@ -42,6 +42,21 @@ def test_cache_key_depends_on_the_holdout():
     assert cache_key(DEFAULT_PREPROCESSING, 240, 0, "dlwpt") != cache_key(DEFAULT_PREPROCESSING, 240, 0, "popi")
 
 
+def test_cache_key_depends_on_the_findings_of_training_backgrounds(monkeypatch):
+    import dataclasses
+
+    import segmentation.synth.backgrounds as backgrounds
+    from segmentation.training.run import DEFAULT_PREPROCESSING
+
+    before = {h: cache_key(DEFAULT_PREPROCESSING, 240, 0, h) for h in CHESTS}
+    # The shipped model's cache (dlwpt held out) was built before findings existed: its key must not move.
+    assert before["dlwpt"] == "ae57d0233d31"
+    mass = backgrounds.Finding("test", (0.0, 0.0, 0.0), 10.0)
+    changed = tuple(dataclasses.replace(s, findings=(mass,)) if s.name == "popi" else s for s in backgrounds.SOURCES)
+    monkeypatch.setattr(backgrounds, "SOURCES", changed)
+    assert cache_key(DEFAULT_PREPROCESSING, 240, 0, "dlwpt") != before["dlwpt"]  # popi now trains with a finding
+
+
 def test_phantom_backgrounds_are_reproducible_and_avoid_the_demo(monkeypatch):
     """A phantom is fixed by its name and the seed (built small here: the sampled size is scaled down)."""
     import pipeline.synthetic.thorax as thorax
