@@ -91,9 +91,9 @@ def resampled_series(source: Path, destination: Path, *, n_slices: int, tag: str
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames(reader.GetGDCMSeriesFileNames(str(source)))
     image = reader.Execute()
-    size, spacing = image.GetSize(), image.GetSpacing()
-    step = (size[2] - 1) * spacing[2] / (n_slices - 1)
+    spacing = image.GetSpacing()
     resampled = resample_slices(image, n_slices)
+    step = resampled.GetSpacing()[2]
     direction = np.asarray(image.GetDirection()).reshape(3, 3)
     # Geometry stacks slices along row x column; a series sorted the other way has a negative step.
     sign = float(np.sign(direction[:, 2] @ np.cross(direction[:, 0], direction[:, 1])))

@@ -202,8 +202,10 @@ def build_validation_set(*, data_root: Path, cache_dir: Path, background: str = 
         for suffix, img in files:
             with atomic_path(folder / f"{spec.name}_{suffix}.nii.gz") as tmp:
                 sitk.WriteImage(img, str(tmp), useCompression=True)
-        lung_n = int((sitk.GetArrayViewFromImage(lungs) > 0).sum())
+        lung = sitk.GetArrayViewFromImage(lungs) > 0
+        lung_n = int(lung.sum())
         les = sitk.GetArrayViewFromImage(lesions)
+        ignored = 0 if ignore is None else int(((sitk.GetArrayViewFromImage(ignore) > 0) & lung).sum())
         record = {
             "case": spec.name,
             "background": background,
@@ -212,10 +214,7 @@ def build_validation_set(*, data_root: Path, cache_dir: Path, background: str = 
             "lesion_fraction": float((les > 0).sum() / max(1, lung_n)),
             "ggo_fraction": float((les == 1).sum() / max(1, lung_n)),
             "consolidation_fraction": float((les == 2).sum() / max(1, lung_n)),
-            "ignored_lung_fraction": 0.0
-            if ignore is None
-            else float(((sitk.GetArrayViewFromImage(ignore) > 0) & (sitk.GetArrayViewFromImage(lungs) > 0)).sum())
-            / max(1, lung_n),
+            "ignored_lung_fraction": float(ignored / max(1, lung_n)),
         }
         records.append(record)
         log.info("validation case %s: lesions %.1f %% of lung", spec.name, 100 * record["lesion_fraction"])
