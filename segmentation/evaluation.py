@@ -15,6 +15,13 @@ are left out of every score. Three columns say what that left out: ``ignored_ml`
 voxels in the reference or predicted lungs), ``lesion_ml_pred_ignored`` (predicted lesion
 there) and ``lesion_fraction_pred_all_pct`` (the predicted lesion fraction over all predicted
 lung, ignored voxels included).
+
+Four more columns split the lesion volume error by where it lies (``lesion_ml_pred`` =
+``lesion_ml_ref`` - ``lesion_ml_ref_outside_pred_lung`` - ``lesion_ml_missed_in_pred_lung`` +
+``lesion_ml_false_in_ref_lung`` + ``lesion_ml_false_outside_ref_lung``, exactly): reference
+lesion lost with the lung boundary (the predicted lung leaves it out), reference lesion inside
+the predicted lung that is not called lesion, predicted lesion on lung the reference calls
+normal, and predicted lesion outside the reference lung.
 """
 
 from __future__ import annotations
@@ -31,7 +38,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from pipeline.errors import LunglesionError
+from pipeline.errors import ErrorCode, LunglesionError
 from pipeline.io.atomic import write_text_atomic
 from segmentation.labelmap import LabelMap, ReferenceCase, find_cases, read_reference
 from segmentation.result import LesionLabel, LungLabel, LungSegmentation
@@ -67,6 +74,10 @@ CSV_COLUMNS = (
     "ignored_ml",
     "lesion_ml_pred_ignored",
     "lesion_fraction_pred_all_pct",
+    "lesion_ml_ref_outside_pred_lung",
+    "lesion_ml_missed_in_pred_lung",
+    "lesion_ml_false_in_ref_lung",
+    "lesion_ml_false_outside_ref_lung",
 )
 
 #: Acceptance thresholds of the model card.
@@ -140,7 +151,22 @@ def compare(
             row["ggo_fraction_ref_pct"] = 100.0 * ((ref_lesions == 1) & valid).sum() / ref_lung_n
             row["consolidation_fraction_ref_pct"] = 100.0 * ((ref_lesions == 2) & valid).sum() / ref_lung_n
             row["lesion_fraction_error_pp"] = row["lesion_fraction_pred_pct"] - row["lesion_fraction_ref_pct"]
+            row.update(_lesion_error_parts(pred_lung, pred_lesion, ref_lung, ref_lesion, voxel_ml=voxel_ml))
     return row
+
+
+def _lesion_error_parts(
+    pred_lung: np.ndarray, pred_lesion: np.ndarray, ref_lung: np.ndarray, ref_lesion: np.ndarray, *, voxel_ml: float
+) -> dict[str, float]:
+    """Where the lesion volume error lies (scored voxels only; see the module docstring)."""
+    missed = ref_lesion & ~pred_lesion
+    false = pred_lesion & ~ref_lesion
+    return {
+        "lesion_ml_ref_outside_pred_lung": float(np.count_nonzero(missed & ~pred_lung)) * voxel_ml,
+        "lesion_ml_missed_in_pred_lung": float(np.count_nonzero(missed & pred_lung)) * voxel_ml,
+        "lesion_ml_false_in_ref_lung": float(np.count_nonzero(false & ref_lung)) * voxel_ml,
+        "lesion_ml_false_outside_ref_lung": float(np.count_nonzero(false & ~ref_lung)) * voxel_ml,
+    }
 
 
 def _fmt(value) -> str:
@@ -275,7 +301,7 @@ def evaluate_folder(
     cases: list[ReferenceCase] = find_cases(folder)
     if not cases:
         raise LunglesionError(
-            __import__("pipeline.errors", fromlist=["ErrorCode"]).ErrorCode.INPUT_NOT_FOUND,
+            ErrorCode.INPUT_NOT_FOUND,
             f"no image/reference pairs found in {folder} (see 'lunglesion evaluate --help' for the layouts)",
         )
     rows: list[dict] = []

@@ -17,7 +17,9 @@ out what the reference does not describe, e.g. a real abnormality in a synthetic
 With --synthetic-validation instead of FOLDER, the model card's
 synthetic validation set is built from --data-root and evaluated.
 Writes OUT/evaluation.csv (one row per case: Dice right/left lung, lesion, GGO, consolidation;
-volumes; lesion fractions and their error in percentage points), OUT/summary.json and
+volumes; lesion fractions and their error in percentage points; where the lesion volume error
+lies: reference lesion outside the predicted lung, missed inside it, false lesion on normal
+and outside the reference lung), OUT/summary.json and
 OUT/summary.md (aggregates and the model card's acceptance checks).
 Exit status 0 when every case was evaluated, 3 when some failed, 2 for bad usage.
 """

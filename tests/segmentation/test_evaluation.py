@@ -55,6 +55,44 @@ def test_compare_exact_numbers():
     assert row["lung_ml_ref"] == pytest.approx(40.0)
 
 
+def test_compare_splits_the_lesion_volume_error_by_where_it_lies():
+    ref_lungs = np.zeros((2, 4, 10), np.uint8)
+    ref_lungs[:, :, :5] = 1
+    ref_lungs[:, :, 5:] = 2
+    ref_lesions = np.zeros_like(ref_lungs)
+    ref_lesions[:, :, 0] = 2  # 8 voxels of consolidation at the right lung's outer edge
+    ref_lesions[:, :, 1] = 1  # 8 voxels of GGO next to it
+    pred_lungs = ref_lungs.copy()
+    pred_lungs[:, :, 0] = 0  # the consolidated edge is cut out of the predicted lung
+    pred_lesions = np.zeros_like(ref_lungs)
+    pred_lesions[:, 2:, 1] = 1  # half of the GGO found (4 voxels), 4 missed inside the lung
+    pred_lesions[:, 0, 7] = 1  # 2 voxels of false lesion on normal left lung
+    outside = np.zeros((2, 4, 11), np.uint8)  # one extra column outside the reference lung
+    outside[:, :, :10] = pred_lungs
+    outside[:, :, 10] = 2
+    lesions_wide = np.zeros_like(outside)
+    lesions_wide[:, :, :10] = pred_lesions
+    lesions_wide[:, 1, 10] = 1  # 2 voxels of false lesion outside the reference lung
+    ref_lungs_wide = np.zeros_like(outside)
+    ref_lungs_wide[:, :, :10] = ref_lungs
+    ref_lesions_wide = np.zeros_like(outside)
+    ref_lesions_wide[:, :, :10] = ref_lesions
+    row = compare(_seg(outside, lesions_wide), ref_lungs_wide, ref_lesions_wide, voxel_ml=0.5)
+    assert row["lesion_ml_ref_outside_pred_lung"] == pytest.approx(4.0)  # 8 voxels
+    assert row["lesion_ml_missed_in_pred_lung"] == pytest.approx(2.0)  # 4 voxels
+    assert row["lesion_ml_false_in_ref_lung"] == pytest.approx(1.0)
+    assert row["lesion_ml_false_outside_ref_lung"] == pytest.approx(1.0)
+    parts = (
+        row["lesion_ml_ref"]
+        - row["lesion_ml_ref_outside_pred_lung"]
+        - row["lesion_ml_missed_in_pred_lung"]
+        + row["lesion_ml_false_in_ref_lung"]
+        + row["lesion_ml_false_outside_ref_lung"]
+    )
+    assert parts == pytest.approx(row["lesion_ml_pred"])
+    assert row["lesion_ml_pred"] == pytest.approx(4.0)
+
+
 def test_compare_leaves_the_ignore_mask_out():
     ref_lungs = np.zeros((2, 4, 10), np.uint8)
     ref_lungs[:, :, :5] = 1
