@@ -10,6 +10,7 @@ else :attr:`ErrorCode.INTERNAL_ERROR`. Other tasks keep running either way.
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -144,10 +145,13 @@ def run_tasks(
         return
     from dask.distributed import as_completed
 
+    # Keys name the scan and this call: two runs sharing one scheduler must not share a task
+    # (the scheduler would hand the second run the first one's result, written elsewhere).
+    run_token = uuid.uuid4().hex[:12]
     with dask_client(options) as client:
         by_future = {}
         for item in items:
-            future = client.submit(function, item, key=f"lunglesion-{key(item)}", pure=False, **kwargs)
+            future = client.submit(function, item, key=f"lunglesion-{key(item)}-{run_token}", pure=False, **kwargs)
             by_future[future] = item
         for future in as_completed(list(by_future)):
             item = by_future[future]

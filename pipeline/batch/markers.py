@@ -49,6 +49,14 @@ def read_done(path: Path) -> dict[str, Any] | None:
         return None
 
 
+def same_computation(marker: dict[str, Any], fingerprint: Fingerprint) -> bool:
+    """Whether a done-marker's results come from the inputs, configuration, model and subject
+    of ``fingerprint``, whatever its status and output formats (what the tables depend on)."""
+    expected = asdict(fingerprint)
+    expected.pop("outputs")
+    return all(marker.get(key) == value for key, value in expected.items())
+
+
 def is_finished(path: Path, fingerprint: Fingerprint) -> bool:
     """Whether ``path`` marks a successful scan computed from exactly this fingerprint.
 

@@ -24,7 +24,7 @@ from pipeline.batch.errors_table import ErrorRow, scan_error_rows, write_errors_
 from pipeline.batch.executor import ExecutionOptions, TaskCrash, run_tasks
 from pipeline.batch.fingerprint import input_fingerprint, scan_config_hash
 from pipeline.batch.identity import PatientIdentity
-from pipeline.batch.markers import Fingerprint, is_finished, write_done
+from pipeline.batch.markers import Fingerprint, is_finished, read_done, same_computation, write_done
 from pipeline.batch.outputs import OutputFormat
 from pipeline.batch.progress import Progress
 from pipeline.batch.provenance import utc_now, write_run_json
@@ -288,7 +288,7 @@ class BatchRun:
             # Tables reflect every finished scan of these inputs (all parts), not only this run's.
             # Parts of a job array build them one at a time (the lock), so the last one to do so
             # sees every scan that any part finished.
-            records = [r for r in (_read_result(self.paths_for(c)) for c in selected) if r is not None]
+            records, stale = self._current_records(selected, model_sha=model_sha)
             for record in records:  # (results of runs made before --pseudonymize was given, too)
                 record["error_message"] = self.identity.redact(record.get("error_message", ""))
             error_rows = self._write_index_and_errors(records)
@@ -305,6 +305,7 @@ class BatchRun:
                 "scans_in_this_part": len(mine),
                 "scans_computed": len(tasks),
                 "scans_reused": reused,
+                "scans_stale": stale,
                 "scans_ok": n_ok,
                 "scans_failed": n_failed,
                 "other_errors": other_errors,
@@ -338,20 +339,11 @@ class BatchRun:
 
     def _plan(self, candidates: list[SeriesCandidate], *, model_sha: str) -> tuple[list[ScanTask], int]:
         """Tasks for the scans that are not finished with the same fingerprint (all with ``--force``)."""
-        from pipeline import __version__
-
         config_hash = scan_config_hash(self.settings)
         tasks, reused = [], 0
         for candidate in candidates:
             paths = self.paths_for(candidate)
-            fingerprint = Fingerprint(
-                input_fingerprint=input_fingerprint(Path(f) for f in candidate.files),
-                config_hash=config_hash,
-                model_sha256=model_sha,
-                pipeline_version=__version__,
-                outputs=tuple(f.value for f in self.options.formats),
-                subject=self.identity.subject_label(candidate),
-            )
+            fingerprint = self._fingerprint(candidate, config_hash=config_hash, model_sha=model_sha)
             if not self.options.force and is_finished(paths.done_json, fingerprint):
                 reused += 1
                 continue
@@ -374,6 +366,48 @@ class BatchRun:
         if reused:
             log.info("%d scan(s) already finished with the same inputs, config and model: reused", reused)
         return tasks, reused
+
+    def _fingerprint(self, candidate: SeriesCandidate, *, config_hash: str, model_sha: str) -> Fingerprint:
+        """What ``candidate``'s results must have been computed from to count for this run."""
+        from pipeline import __version__
+
+        return Fingerprint(
+            input_fingerprint=input_fingerprint(Path(f) for f in candidate.files),
+            config_hash=config_hash,
+            model_sha256=model_sha,
+            pipeline_version=__version__,
+            outputs=tuple(f.value for f in self.options.formats),
+            subject=self.identity.subject_label(candidate),
+        )
+
+    def _current_records(self, selected: list[SeriesCandidate], *, model_sha: str) -> tuple[list[dict[str, str]], int]:
+        """The results on disk computed from this run's inputs, configuration and model.
+
+        A scan of another part of a sharded run may still hold the result of an earlier run
+        with another configuration or model (that part has not recomputed it yet): such a
+        result is left out of the tables, like a scan not computed yet, and counted.
+        """
+        config_hash = scan_config_hash(self.settings)
+        records, stale = [], 0
+        for candidate in selected:
+            paths = self.paths_for(candidate)
+            expected = self._fingerprint(candidate, config_hash=config_hash, model_sha=model_sha)
+            marker = read_done(paths.done_json)
+            if marker is None:
+                continue
+            if not same_computation(marker, expected):
+                stale += 1
+                continue
+            record = _read_result(paths)
+            if record is not None:
+                records.append(record)
+        if stale:
+            log.warning(
+                "%d scan(s) of other parts hold results of another configuration, model or input version: "
+                "left out of the tables until their part recomputes them",
+                stale,
+            )
+        return records, stale
 
     def _compute(self, tasks: list[ScanTask], *, reused: int, total: int) -> _Collector:
         progress = Progress(total=total)

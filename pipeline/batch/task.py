@@ -179,7 +179,13 @@ def _run_stages(task: ScanTask, *, settings: Settings, seconds: dict[str, float]
         settings=settings.metrics,
         padding_hu=settings.hu.padding_hu,
     )
-    timed("write", _write_outputs, task, scan, segmentation, metrics)
+    try:
+        timed("write", _write_outputs, task, scan, segmentation, metrics)
+    except OSError as exc:  # disk full, permissions, a vanished output folder
+        reason = exc.strerror or type(exc).__name__
+        where = f": {exc.filename}" if exc.filename else ""
+        message = f"the results could not be written ({reason}){where}"
+        raise LunglesionError(ErrorCode.OUTPUT_WRITE_FAILED, message) from exc
     return metrics
 
 
@@ -202,6 +208,9 @@ def process_scan(task: ScanTask, *, settings: Settings) -> ScanOutcome:
     }
     metrics = None
     code, message = "", ""
+    # A recompute overwrites the scan's outputs one by one: the old marker goes first, so a run
+    # killed half-way leaves a scan that the next run recomputes, never old marker + new files.
+    task.paths.done_json.unlink(missing_ok=True)
     try:
         metrics = _run_stages(task, settings=settings, seconds=seconds, progress=progress)
     except LunglesionError as exc:

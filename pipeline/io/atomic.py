@@ -18,17 +18,41 @@ from typing import IO
 TMP_PREFIX = ".tmp-"
 
 
+_UMASK: list[int] = []
+
+
+def _umask() -> int:
+    """The process umask (read once: ``os.umask`` can only be read by setting it)."""
+    if not _UMASK:
+        try:
+            with open("/proc/self/status", encoding="ascii") as status:
+                line = next(line for line in status if line.startswith("Umask:"))
+            _UMASK.append(int(line.split()[1], 8))
+        except (OSError, StopIteration, ValueError, IndexError):
+            mask = os.umask(0o022)
+            os.umask(mask)
+            _UMASK.append(mask)
+    return _UMASK[0]
+
+
 @contextlib.contextmanager
-def atomic_path(destination: Path) -> Iterator[Path]:
+def atomic_path(destination: Path, *, tag: str = "") -> Iterator[Path]:
     """Yield a temporary path to write; it replaces ``destination`` if the block succeeds.
 
     The temporary name keeps the destination's suffixes (``x.nii.gz`` -> ``.tmp-abc-x.nii.gz``)
-    so that libraries choosing a format by suffix (SimpleITK, matplotlib) still work.
+    so that libraries choosing a format by suffix (SimpleITK, matplotlib) still work; ``tag``
+    (e.g. the scan id of a writer of a file that several scans share) goes into the name too,
+    so that a cleaner can tell whose temporary it is. The file gets the permissions a plain
+    ``open`` would give it (``0o666`` less the umask), not ``mkstemp``'s owner-only ``0o600``.
     """
     destination = Path(destination)
     destination.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=TMP_PREFIX, suffix=f"-{destination.name}", dir=destination.parent)
-    os.close(fd)
+    middle = f"-{tag}" if tag else ""
+    fd, tmp_name = tempfile.mkstemp(prefix=TMP_PREFIX, suffix=f"{middle}-{destination.name}", dir=destination.parent)
+    try:
+        os.fchmod(fd, 0o666 & ~_umask())
+    finally:
+        os.close(fd)
     tmp = Path(tmp_name)
     try:
         yield tmp
@@ -52,9 +76,9 @@ def atomic_open(
         yield handle
 
 
-def write_text_atomic(destination: Path, text: str) -> None:
-    """Write ``text`` (UTF-8) to ``destination`` atomically."""
-    with atomic_open(destination, "w") as handle:
+def write_text_atomic(destination: Path, text: str, *, tag: str = "") -> None:
+    """Write ``text`` (UTF-8) to ``destination`` atomically (``tag``: see :func:`atomic_path`)."""
+    with atomic_path(destination, tag=tag) as tmp, open(tmp, "w", encoding="utf-8") as handle:
         handle.write(text)
 
 

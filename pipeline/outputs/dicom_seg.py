@@ -15,14 +15,19 @@ resampled during ingestion (gantry tilt, missing slices) is still placed correct
 
 from __future__ import annotations
 
+import hashlib
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
 
+from pipeline.errors import ErrorCode, LunglesionError
 from pipeline.io.atomic import atomic_path
 from segmentation.result import LesionLabel, LungLabel, LungSegmentation
+
+log = logging.getLogger(__name__)
 
 #: (label, SCT code, meaning, category) of each segment, in segment-number order.
 SEGMENTS: tuple[tuple[str, str, str, str], ...] = (
@@ -136,6 +141,8 @@ def write_dicom_seg(
         raise ValueError("a DICOM SEG needs the source DICOM files; this scan came from a volume file")
     sources = [pydicom.dcmread(str(path), stop_before_pixels=True) for path in source_files]
     sources.sort(key=lambda ds: str(ds.SOPInstanceUID))
+    for source in sources:
+        _blank_invalid_dates(source)
     volume = hd.Volume(
         array=segment_masks(segmentation),
         affine=image_affine(segmentation.lungs),
@@ -143,36 +150,78 @@ def write_dicom_seg(
         frame_of_reference_uid=str(sources[0].FrameOfReferenceUID),
         channels={"SegmentNumber": list(range(1, len(SEGMENTS) + 1))},
     )
-    # Deterministic UIDs: the same source series and model always give the same SEG identity.
-    entropy = [str(sources[0].SeriesInstanceUID), segmentation.model_id, segmentation.model_sha256]
+    # Deterministic UIDs: the same source images, model and masks always give the same SEG
+    # identity; different masks (another configuration) or another stack of the same source
+    # series give another one, as DICOM requires of different content.
+    content = hashlib.sha256()
+    for image in (segmentation.lungs, segmentation.lesions):
+        content.update(np.ascontiguousarray(sitk.GetArrayViewFromImage(image)).tobytes())
+    entropy = [
+        str(sources[0].SeriesInstanceUID),
+        *(str(ds.SOPInstanceUID) for ds in sources),
+        segmentation.model_id,
+        segmentation.model_sha256,
+        content.hexdigest(),
+    ]
     with warnings.catch_warnings():
         # highdicom warns about single-component PatientName values copied from the source.
         warnings.filterwarnings("ignore", category=UserWarning, module="highdicom")
-        seg = hd.seg.Segmentation(
-            source_images=sources,
-            pixel_array=volume,
-            segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
-            segment_descriptions=_segment_descriptions(
-                algorithm_name="lunglesion", algorithm_version=segmentation.model_id
-            ),
-            series_instance_uid=generate_uid(entropy_srcs=[*entropy, "series"]),
-            series_number=series_number,
-            sop_instance_uid=generate_uid(entropy_srcs=[*entropy, "instance"]),
-            instance_number=1,
-            manufacturer="lunglesion",
-            manufacturer_model_name="lunglesion",
-            software_versions=software_version,
-            device_serial_number="0",
-            series_description="Lung and lesion segmentation (lunglesion)",
-            content_label="LUNGLESION",
-            content_description="Right/left lung, ground-glass opacity, consolidation",
-            omit_empty_frames=True,
-        )
+        try:
+            seg = hd.seg.Segmentation(
+                source_images=sources,
+                pixel_array=volume,
+                segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
+                segment_descriptions=_segment_descriptions(
+                    algorithm_name="lunglesion", algorithm_version=segmentation.model_id
+                ),
+                series_instance_uid=generate_uid(entropy_srcs=[*entropy, "series"]),
+                series_number=series_number,
+                sop_instance_uid=generate_uid(entropy_srcs=[*entropy, "instance"]),
+                instance_number=1,
+                manufacturer="lunglesion",
+                manufacturer_model_name="lunglesion",
+                software_versions=software_version,
+                device_serial_number="0",
+                series_description="Lung and lesion segmentation (lunglesion)",
+                content_label="LUNGLESION",
+                content_description="Right/left lung, ground-glass opacity, consolidation",
+                omit_empty_frames=True,
+            )
+        except (ValueError, TypeError, AttributeError) as exc:
+            # The message may quote a header value (a birth date, a name): the log, with --log-phi only.
+            log.warning("DICOM SEG not built: %s", type(exc).__name__, extra={"phi": {"detail": str(exc)}})
+            raise LunglesionError(
+                ErrorCode.OUTPUT_WRITE_FAILED,
+                f"the DICOM SEG could not be built from the source headers ({type(exc).__name__} in highdicom; "
+                "the detail is in the log with --log-phi)",
+            ) from exc
     if patient_id is not None:
         _replace_identity(seg, patient_id)
     with atomic_path(Path(destination)) as tmp:
         seg.save_as(str(tmp))
     return Path(destination)
+
+
+def _blank_invalid_dates(dataset) -> None:  # noqa: ANN001 - a pydicom Dataset
+    """Empty top-level DA/TM/DT values that are not valid DICOM (e.g. ``1961-07-14``).
+
+    highdicom copies the patient and study attributes of the source into the SEG and refuses
+    values that do not parse; an empty value is allowed for these Type 2 attributes. Only the
+    in-memory copy read for the SEG is changed.
+    """
+    from pydicom.valuerep import DA, DT, TM
+
+    parsers = {"DA": DA, "TM": TM, "DT": DT}
+    for element in dataset:
+        parser = parsers.get(element.VR)
+        if parser is None or element.value in (None, ""):
+            continue
+        values = element.value if element.VM > 1 else [element.value]
+        try:
+            for value in values:
+                parser(value)
+        except (ValueError, TypeError, OverflowError):
+            element.value = ""
 
 
 #: Type 2 attributes that must stay present: emptied when pseudonymising.

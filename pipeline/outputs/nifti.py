@@ -25,15 +25,20 @@ def bids_stem(*, subject: str, session: str, acquisition: str) -> str:
     return "_".join(cleaned)
 
 
-def write_label_table(folder: Path) -> Path:
-    """Write ``dseg.tsv`` (index, name, abbreviation, color) into ``folder``; return its path."""
+def write_label_table(folder: Path, *, writer_tag: str = "") -> Path:
+    """Write ``dseg.tsv`` (index, name, abbreviation, color) into ``folder``; return its path.
+
+    Every scan's mask writer rewrites this shared file; ``writer_tag`` (the scan's file stem)
+    names its temporary file, so that a sharded run's clean-up of other writers' leftovers
+    can tell it belongs to a scan being written.
+    """
     buffer = io.StringIO()
     writer = csv.writer(buffer, delimiter="\t", lineterminator="\n")
     writer.writerow(["index", "name", "abbreviation", "color"])
     for label in COMBINED_LABELS:
         writer.writerow([label.index, label.name, label.abbreviation, label.color])
     path = Path(folder) / DSEG_TSV
-    write_text_atomic(path, buffer.getvalue())
+    write_text_atomic(path, buffer.getvalue(), tag=writer_tag)
     return path
 
 
@@ -48,5 +53,5 @@ def write_nifti_mask(segmentation: LungSegmentation, *, folder: Path, stem: str)
     destination = folder / f"{stem}_desc-lunglesion_dseg.nii.gz"
     with atomic_path(destination) as tmp:
         sitk.WriteImage(combined_image(segmentation), str(tmp), useCompression=True)
-    write_label_table(folder)
+    write_label_table(folder, writer_tag=stem)
     return destination

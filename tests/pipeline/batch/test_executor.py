@@ -17,3 +17,28 @@ def test_workers_keep_the_adaptive_allocator_and_single_threaded_blas():
     with dask_client(ExecutionOptions(workers=1)) as client:
         (environment,) = client.run(_environment).values()
     assert environment == {"MALLOC_TRIM_THRESHOLD_": None, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+
+
+def test_two_runs_on_one_scheduler_never_share_a_task():
+    """A task key names the run too: another client's task for the same scan is not this run's."""
+    from operator import neg
+
+    from distributed import Client, LocalCluster
+
+    from pipeline.batch.executor import run_tasks
+
+    with (
+        LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster,
+        Client(cluster) as other_run,
+    ):
+        held = other_run.submit(neg, 5, key="lunglesion-scan1", pure=False)  # the other run's scan1, kept alive
+        assert held.result() == -5
+        results = []
+        run_tasks(
+            abs,
+            [-7],
+            key=lambda item: "scan1",
+            options=ExecutionOptions(workers=1, scheduler=cluster.scheduler_address),
+            on_result=lambda item, result: results.append(result),
+        )
+    assert results == [7]

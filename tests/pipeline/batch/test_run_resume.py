@@ -12,7 +12,9 @@ import time
 
 import pytest
 
+from pipeline.errors import ErrorCode
 from tests.pipeline.batch.conftest import (
+    ALL_OUTPUTS,
     LUNGLESION,
     csv_tables,
     finished_run,
@@ -162,3 +164,71 @@ def test_a_cluster_whose_workers_lack_lunglesion_is_refused():
         check_worker_versions(_FakeClient({"tcp://a:1": __version__, "tcp://b:2": PackageNotFoundError("x")}))
     with pytest.raises(ConfigError, match="tcp://a:1: 0.0.1"):
         check_worker_versions(_FakeClient({"tcp://a:1": "0.0.1"}))
+
+
+def test_a_recompute_drops_the_old_done_marker_before_it_overwrites_any_output(
+    tmp_path, reference_run, reference_input, monkeypatch
+):
+    """Killed half-way through a recompute, a scan must not look finished with the old marker."""
+    import shutil
+
+    from pipeline.batch import task as task_module
+    from pipeline.batch.runner import BatchRun, RunOptions
+    from pipeline.config import load_settings
+    from pipeline.errors import LunglesionError
+    from pipeline.ingest import index_inputs
+
+    out = tmp_path / "out"
+    shutil.copytree(reference_run.out, out)
+    options = RunOptions(inputs=(reference_input.dicom,), out_dir=out, cohort=reference_input.cohort, force=True)
+    run = BatchRun(options, settings=load_settings())
+    run.index = index_inputs(list(options.inputs), settings=run.settings)
+    tasks, _ = run._plan(list(run.index.selected), model_sha="")
+    seen = []
+
+    def first_stage_dies(task, **kwargs):
+        seen.append(task.paths.done_json.exists())  # what a run killed now would leave
+        raise LunglesionError(ErrorCode.SEGMENTATION_FAILED, "stopped here")
+
+    monkeypatch.setattr(task_module, "_run_stages", first_stage_dies)
+    outcome = task_module.process_scan(tasks[0], settings=run.settings)
+    assert seen == [False]
+    assert outcome.status == "failed"
+    assert json.loads(tasks[0].paths.done_json.read_text())["status"] == "failed"
+
+
+def test_results_of_another_configuration_stay_out_of_the_tables(tmp_path, reference_run, reference_input):
+    """One part rerun with a changed per-scan setting: the other parts' old results are stale."""
+    import shutil
+
+    from pipeline.batch.runner import shard_of
+
+    out = tmp_path / "out"
+    shutil.copytree(reference_run.out, out)
+    config = tmp_path / "changed.yaml"
+    config.write_text("metrics:\n  quality:\n    lung_ml_max: 2000\n", encoding="utf-8")
+    scan_ids = sorted(p.parent.name for p in reference_run.out.glob("scans/*/done.json"))
+    part = shard_of(scan_ids[0], 3)
+    mine = [s for s in scan_ids if shard_of(s, 3) == part]
+    run = finished_run(
+        out,
+        reference_input.dicom,
+        "--cohort",
+        reference_input.cohort,
+        "--outputs",
+        ALL_OUTPUTS,
+        "--workers",
+        1,
+        "--config",
+        config,
+        "--num-parts",
+        3,
+        "--part-id",
+        part,
+    )
+    assert run.returncode in (0, 3), run.stderr[-3000:]
+    counts = json.loads((out / "run.json").read_text())["counts"]
+    assert counts["scans_computed"] == len(mine)
+    assert counts["scans_stale"] == len(scan_ids) - len(mine)
+    assert sorted(r["scan_id"] for r in read_csv(out / "scans.csv")) == mine
+    assert "left out of the tables" in run.stderr

@@ -37,3 +37,43 @@ def test_mask_round_trips_with_geometry_and_label_table(tmp_path, case):
         "left_consolidation",
     ]
     assert not list(tmp_path.glob(".tmp-*"))
+
+
+def test_the_shared_label_table_is_written_under_a_temporary_that_names_the_scan(tmp_path, case, monkeypatch):
+    """A sharded run's clean-up keeps temporaries naming a scan: the shared dseg.tsv's must too."""
+    from types import SimpleNamespace
+
+    import pipeline.io.atomic as atomic
+    from pipeline.batch.runner import _names_any, _remove_temporaries
+
+    _, seg = case
+    stem = "sub-P01_ses-1_acq-0123abcd4567"
+    survivors = []
+    real_atomic_path = atomic.atomic_path
+
+    def atomic_path_with_cleanup(destination, *, tag=""):
+        # Another part cleans the folder while this writer's temporary exists.
+        context = real_atomic_path(destination, tag=tag)
+        tmp = context.__enter__()
+        scans = [SimpleNamespace(scan_id="0123abcd4567")]
+        _remove_temporaries(tmp_path, keep=lambda name: _names_any(name, scans))
+        survivors.append((destination.name, tmp.exists()))
+        return _Entered(context, tmp)
+
+    monkeypatch.setattr(atomic, "atomic_path", atomic_path_with_cleanup)
+    write_nifti_mask(seg, folder=tmp_path, stem=stem)
+    assert ("dseg.tsv", True) in survivors
+    assert (tmp_path / "dseg.tsv").is_file()
+
+
+class _Entered:
+    """A context manager already entered (wraps the one ``atomic_path`` returned)."""
+
+    def __init__(self, context, value):
+        self.context, self.value = context, value
+
+    def __enter__(self):
+        return self.value
+
+    def __exit__(self, *exc):
+        return self.context.__exit__(*exc)
