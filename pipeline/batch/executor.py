@@ -170,5 +170,6 @@ def _outcome(future: Any) -> Any:
             f"the worker process died while processing this scan (crash or memory limit): {exc}",
         )
     except Exception as exc:  # noqa: BLE001 - one broken task never stops the others
-        log.error("task failed with an unexpected %s: %s", type(exc).__name__, exc)
+        # The text may quote input paths (which can hold names): in the log only with --log-phi.
+        log.error("task failed with an unexpected %s", type(exc).__name__, extra={"phi": {"message": str(exc)}})
         return TaskCrash(ErrorCode.INTERNAL_ERROR, f"unexpected {type(exc).__name__}: {exc}")

@@ -19,7 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.outputs.nifti import bids_stem
+from pipeline.batch.outputs import OutputFormat
+from pipeline.outputs.nifti import bids_stem, mask_path
 
 RUN_JSON = "run.json"
 INDEX_CSV = "index.csv"
@@ -61,3 +62,14 @@ class ScanPaths:
             qc_picture=out_dir / QC_DIR / f"{stem}.png",
             stem=stem,
         )
+
+    def output_files(self, formats: tuple[OutputFormat, ...], *, dicom_source: bool) -> list[Path]:
+        """The per-scan files that ``formats`` ask for (no DICOM SEG for a volume-file source)."""
+        files = []
+        if OutputFormat.NIFTI in formats:
+            files.append(mask_path(self.mask_dir, self.stem))
+        if OutputFormat.SEG in formats and dicom_source:
+            files.append(self.seg_file)
+        if OutputFormat.QC in formats:
+            files.append(self.qc_picture)
+        return files

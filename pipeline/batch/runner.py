@@ -33,6 +33,7 @@ from pipeline.config import Settings, settings_hash
 from pipeline.errors import ConfigError, ErrorCode, LunglesionError
 from pipeline.exit_codes import ExitCode
 from pipeline.ingest.candidate import IndexResult, SeriesCandidate
+from pipeline.ingest.plan import SourceKind
 from pipeline.io.atomic import TMP_PREFIX, remove_stale_temporaries, write_text_atomic
 from pipeline.privacy import Pseudonymizer
 
@@ -345,8 +346,12 @@ class BatchRun:
             paths = self.paths_for(candidate)
             fingerprint = self._fingerprint(candidate, config_hash=config_hash, model_sha=model_sha)
             if not self.options.force and is_finished(paths.done_json, fingerprint):
-                reused += 1
-                continue
+                dicom = candidate.source_kind is not SourceKind.VOLUME_FILE
+                missing = [f for f in paths.output_files(self.options.formats, dicom_source=dicom) if not f.is_file()]
+                if not missing:
+                    reused += 1
+                    continue
+                log.info("scan %s: %d output file(s) missing: computed again", candidate.scan_id, len(missing))
             tasks.append(
                 ScanTask(
                     candidate=candidate,

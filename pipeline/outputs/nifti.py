@@ -25,6 +25,11 @@ def bids_stem(*, subject: str, session: str, acquisition: str) -> str:
     return "_".join(cleaned)
 
 
+def mask_path(folder: Path, stem: str) -> Path:
+    """Where :func:`write_nifti_mask` puts the label map of the scan named ``stem``."""
+    return Path(folder) / f"{stem}_desc-lunglesion_dseg.nii.gz"
+
+
 def write_label_table(folder: Path, *, writer_tag: str = "") -> Path:
     """Write ``dseg.tsv`` (index, name, abbreviation, color) into ``folder``; return its path.
 
@@ -50,7 +55,7 @@ def write_nifti_mask(segmentation: LungSegmentation, *, folder: Path, stem: str)
     ``dseg.tsv`` with the label table is written beside it.
     """
     folder = Path(folder)
-    destination = folder / f"{stem}_desc-lunglesion_dseg.nii.gz"
+    destination = mask_path(folder, stem)
     with atomic_path(destination) as tmp:
         sitk.WriteImage(combined_image(segmentation), str(tmp), useCompression=True)
     write_label_table(folder, writer_tag=stem)

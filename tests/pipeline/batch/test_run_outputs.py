@@ -213,6 +213,24 @@ def test_rerun_skips_finished_scans_and_touches_no_result_file(reference_run, re
     assert csv_tables(out) == tables
 
 
+def test_a_finished_scan_whose_output_file_was_deleted_is_computed_again(tmp_path, reference_run, reference_input):
+    import shutil
+
+    out = tmp_path / "out"
+    shutil.copytree(reference_run.out, out)
+    (mask,) = sorted(out.glob("masks/*/*/*_dseg.nii.gz"))[:1]
+    before = mask.read_bytes()
+    mask.unlink()
+    again = finished_run(
+        out, reference_input.dicom, "--cohort", reference_input.cohort, "--outputs", ALL_OUTPUTS, "--workers", 1
+    )
+    assert again.returncode == 0, again.stderr[-3000:]
+    counts = json.loads((out / "run.json").read_text())["counts"]
+    assert counts["scans_computed"] == 1 and counts["scans_reused"] == 2
+    assert mask.read_bytes() == before  # the same mask again (determinism)
+    assert csv_tables(out) == csv_tables(reference_run.out)
+
+
 def test_two_runs_of_the_same_input_give_identical_tables_and_force_recomputes(
     tmp_path, reference_run, reference_input
 ):
