@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from metrics.timepoints import PatientTimeline
+from metrics.timepoints import NOISE_DECIMALS, PatientTimeline
 from metrics.timestamps import EventTime
 from metrics.vocabulary import PatientFlag, Response, RowType, ScanStatus, WilcoxonNote
 
@@ -39,6 +39,18 @@ class WilcoxonResult:
     note: WilcoxonNote
 
 
+def paired_differences(baseline: Sequence[float], last: Sequence[float]) -> np.ndarray:
+    """``last - baseline`` per pair, rounded to 1e-9 like :func:`metrics.timepoints.change_from`.
+
+    The rounding drops binary floating-point noise, so that differences printed alike are equal
+    (``5.0001 - 1.1234`` and ``4.8788 - 1.0021`` are one tie) and a printed 0 is a zero difference.
+    """
+    if len(baseline) != len(last):
+        raise ValueError("baseline and last follow-up values must pair up")
+    raw = np.asarray(last, dtype=np.float64) - np.asarray(baseline, dtype=np.float64)
+    return np.round(raw, NOISE_DECIMALS) + 0.0
+
+
 def wilcoxon_baseline_vs_last(baseline: Sequence[float], last: Sequence[float], *, min_pairs: int) -> WilcoxonResult:
     """Two-sided paired Wilcoxon signed-rank test of ``last`` vs ``baseline``.
 
@@ -46,11 +58,10 @@ def wilcoxon_baseline_vs_last(baseline: Sequence[float], last: Sequence[float], 
     The exact null distribution is used for at most 50 non-zero pairs without tied absolute
     differences, the normal approximation (with tie correction) otherwise. The test is not run
     (statistic and p empty) when there are no pairs, all differences are zero, or fewer than
-    ``min_pairs`` differences are non-zero.
+    ``min_pairs`` differences are non-zero. Differences are those of :func:`paired_differences`
+    (rounded to 1e-9), for the zero and tie rules and for the test itself.
     """
-    if len(baseline) != len(last):
-        raise ValueError("baseline and last follow-up values must pair up")
-    differences = np.asarray(last, dtype=np.float64) - np.asarray(baseline, dtype=np.float64)
+    differences = paired_differences(baseline, last)
     n_pairs = int(differences.size)
     nonzero = differences[differences != 0]
     n_nonzero = int(nonzero.size)
@@ -151,7 +162,7 @@ def summarize_cohort(patient_rows: Sequence[Mapping[str, object]], *, min_pairs:
     ]
     baseline = [float(b) for b, _, _ in pairs]  # type: ignore[arg-type]
     last = [float(f) for _, f, _ in pairs]  # type: ignore[arg-type]
-    deltas = [f - b for b, f in zip(baseline, last, strict=True)]
+    deltas = [float(d) for d in paired_differences(baseline, last)]
     test = wilcoxon_baseline_vs_last(baseline, last, min_pairs=min_pairs)
     responses = [resp for _, _, resp in pairs]
     return {

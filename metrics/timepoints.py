@@ -6,9 +6,10 @@ Pure functions over already parsed values; the rules are documented in ``metrics
 1. A scan is *after* dose K when :func:`metrics.timestamps.is_after` holds for infusion K;
    ``doses_before_scan`` is the number of such infusions.
 2. Dated scans with the same ``doses_before_scan`` that are at most
-   ``timepoints.duplicate_window_minutes`` apart (chained), or that share a calendar day when one
-   has no time, form one *time point*. Its primary scan is the first by: measured (status ok),
-   chosen by the series rules (``preferred_series``), earliest, smallest SeriesInstanceUID.
+   ``timepoints.duplicate_window_minutes`` apart (chained) form one *time point*; so do all those
+   on a calendar day that holds a date-only scan. Its primary scan is the first by: measured
+   (status ok), chosen by the series rules (``preferred_series``), earliest (a scan with a time
+   before a date-only one of its day), smallest SeriesInstanceUID.
    The others keep their rows with ``DUPLICATE_TIMEPOINT``.
 3. ``baseline`` is the latest time point before the first dose whose primary scan was measured,
    provided it lies at most ``timepoints.baseline_window_days`` before the first dose; every
@@ -23,13 +24,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from enum import StrEnum
 
 from metrics.settings import ResponseSettings, TimepointSettings
 from metrics.timestamps import EventTime, days_between, is_after, same_day_ambiguous
 from metrics.vocabulary import EventFlag, PatientFlag, PhaseKind, Response, TimepointFlag, phase_label
 
-_NOISE_DECIMALS = 9
+NOISE_DECIMALS = 9
+"""Differences are rounded to 1e-9 to drop binary floating-point noise (changes, Wilcoxon test)."""
 
 
 class ChangeMetric(StrEnum):
@@ -151,33 +154,69 @@ def change_from(value: float | None, baseline: float | None) -> Change:
         return Change(None, None)
     # Rounded to 1e-9 to drop binary floating-point noise: a printed change of 3.0000 pp
     # (e.g. 8.1234 - 5.1234) must meet a 3 pp threshold.
-    delta = round(value - baseline, _NOISE_DECIMALS) + 0.0
-    relative = None if baseline == 0 else round(100.0 * delta / baseline, _NOISE_DECIMALS) + 0.0
+    delta = round(value - baseline, NOISE_DECIMALS) + 0.0
+    relative = None if baseline == 0 else round(100.0 * delta / baseline, NOISE_DECIMALS) + 0.0
     return Change(delta, relative)
 
 
 def _group_timepoints(dated: list[ScanPoint], doses: dict[int, int], window_minutes: float) -> list[list[ScanPoint]]:
-    """Time points: chains of scans with equal doses-before and close times (see module notes)."""
+    """Time points, in time order (see module notes).
+
+    A calendar day holding a date-only scan is one time point with every scan of that day and the
+    same doses-before (the date-only scan's time of day is unknown, so it cannot be told apart
+    from any of them); other scans chain when at most ``window_minutes`` apart.
+    """
+    date_only_days = {(doses[s.key], _day(s)) for s in dated if not _time(s).has_time}
     ordered = sorted(dated, key=lambda s: (doses[s.key], s.time, s.series_uid, s.key))
     groups: list[list[ScanPoint]] = []
+    day_groups: dict[tuple[int, date], list[ScanPoint]] = {}
     for scan in ordered:
-        if groups:
-            previous = groups[-1][-1]
-            assert previous.time is not None and scan.time is not None
-            if doses[previous.key] == doses[scan.key]:
-                if previous.time.has_time and scan.time.has_time:
-                    close = (scan.time.value - previous.time.value).total_seconds() <= window_minutes * 60.0
-                else:
-                    close = previous.time.day == scan.time.day
-                if close:
-                    groups[-1].append(scan)
-                    continue
+        day_key = (doses[scan.key], _day(scan))
+        if day_key in date_only_days:
+            if day_key not in day_groups:
+                day_groups[day_key] = []
+                groups.append(day_groups[day_key])
+            day_groups[day_key].append(scan)
+            continue
+        if groups and _chains(groups[-1][-1], scan, doses, window_minutes, day_groups):
+            groups[-1].append(scan)
+            continue
         groups.append([scan])
     return groups
 
 
+def _time(scan: ScanPoint) -> EventTime:
+    assert scan.time is not None
+    return scan.time
+
+
+def _day(scan: ScanPoint) -> date:
+    return _time(scan).day
+
+
+def _chains(
+    previous: ScanPoint,
+    scan: ScanPoint,
+    doses: dict[int, int],
+    window_minutes: float,
+    day_groups: Mapping[tuple[int, date], list[ScanPoint]],
+) -> bool:
+    """Whether a timed scan continues the time point of the timed scan before it."""
+    if doses[previous.key] != doses[scan.key] or (doses[previous.key], _day(previous)) in day_groups:
+        return False
+    gap = (_time(scan).value - _time(previous).value).total_seconds()
+    return gap <= window_minutes * 60.0
+
+
 def _primary(group: list[ScanPoint]) -> ScanPoint:
-    return min(group, key=lambda s: (not s.measured, not s.preferred, s.time, s.series_uid, s.key))
+    """First by: measured, preferred, earliest (a date-only scan after the timed ones of its day), UID."""
+    return min(group, key=lambda s: (not s.measured, not s.preferred, _primary_time_key(s), s.series_uid, s.key))
+
+
+def _primary_time_key(scan: ScanPoint) -> tuple[date, bool, datetime]:
+    """Day, then timed before date-only (whose 00:00 is not a time), then the time of day."""
+    moment = _time(scan)
+    return moment.day, not moment.has_time, moment.value
 
 
 def link_patient(

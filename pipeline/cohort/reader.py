@@ -10,11 +10,16 @@ import csv
 import io
 import logging
 import re
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from metrics.timestamps import EventTime, parse_event_time
 from pipeline.cohort.model import Cohort, CohortEvent, ReservedEvent, ScanOverride
 from pipeline.errors import CohortError, ErrorCode, LunglesionError
+
+if TYPE_CHECKING:
+    from _csv import Reader
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +28,8 @@ OPTIONAL_COLUMNS: tuple[str, ...] = ("series_uid", "study_uid", "dicom_patient_i
 _UID = re.compile(r"^[0-9]+(\.[0-9]+)*$")
 _MAX_UID = 64
 _DELIMITERS = (",", ";", "\t")
+_INFUSION_LIKE = re.compile(r"infus|(?<![a-z])dose")
+"""Event names that mean an infusion unless spelt exactly ``infusion`` (``Infusion 2``, ``dose``)."""
 
 
 def _decode(path: Path) -> str:
@@ -75,6 +82,83 @@ def _uid(value: str, *, where: str, column: str) -> str | None:
     return value
 
 
+def _records(reader: Reader, *, path: Path) -> Iterator[tuple[int, list[str]]]:
+    """``(line, cells)`` of each record; one record must be one physical line.
+
+    A quoted value running over line ends is almost always an unbalanced ``"`` (``"first dose``)
+    that makes the CSV module swallow the following rows into one cell, so it is refused, as is
+    any other malformed quoting (the reader is strict).
+    """
+    previous = 0
+    while True:
+        start = previous + 1
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise CohortError(
+                f"{path}: line {start}: malformed CSV ({exc}); check for an unbalanced quote '\"' "
+                "(a value that starts with '\"' must end with '\"' on the same line)"
+            ) from None
+        previous = reader.line_num
+        if previous > start or any("\n" in cell or "\r" in cell for cell in cells):
+            raise CohortError(
+                f"{path}: line {start}: a quoted value runs over lines {start}-{previous}, which would merge "
+                "rows; check for an unbalanced quote '\"' (values may not contain line breaks)"
+            )
+        yield start, cells
+
+
+def _closest_to_infusion(name: str) -> bool:
+    """Whether an event name other than ``infusion`` looks like a misspelt infusion."""
+    return bool(_INFUSION_LIKE.search(name)) or _edit_distance(name, ReservedEvent.INFUSION.value) <= 1
+
+
+def _edit_distance(a: str, b: str) -> int:
+    """Levenshtein distance with adjacent transpositions (``infusoin`` is 1 from ``infusion``)."""
+    rows = [list(range(len(b) + 1))]
+    for i, char_a in enumerate(a, start=1):
+        row = [i]
+        for j, char_b in enumerate(b, start=1):
+            cost = 0 if char_a == char_b else 1
+            best = min(rows[-1][j] + 1, row[j - 1] + 1, rows[-1][j - 1] + cost)
+            if i > 1 and j > 1 and char_a == b[j - 2] and a[i - 2] == char_b:
+                best = min(best, rows[-2][j - 2] + 1)
+            row.append(best)
+        rows.append(row)
+    return rows[-1][-1]
+
+
+def _event_name(value: str, *, where: str) -> str:
+    """The normalised event name (lower case, single spaces); misspelt infusions are refused."""
+    event = " ".join(value.lower().split())
+    if not event:
+        raise CohortError(f"{where}, column 'event': empty (e.g. infusion, admission, discharge, scan)")
+    if event != ReservedEvent.INFUSION.value and _closest_to_infusion(event):
+        raise CohortError(
+            f"{where}, column 'event': {event!r} looks like an infusion but only the exact name 'infusion' "
+            "counts as a dose (one row per dose, numbered in time order; no dose number in the name); "
+            "write 'infusion', or name another event without 'infus' or 'dose'"
+        )
+    return event
+
+
+def _check_dicom_ids(dicom_ids: dict[str, tuple[str, int]], first_lines: dict[str, int], *, path: Path) -> None:
+    """A ``dicom_patient_id`` may not be another cohort patient's ``patient_id``.
+
+    The scans with that PatientID would otherwise be taken from the patient who has it as
+    cohort ID (the map wins over the scan's own PatientID), silently.
+    """
+    for dicom_id, (patient, line) in sorted(dicom_ids.items(), key=lambda item: item[1][1]):
+        if dicom_id != patient and dicom_id in first_lines:
+            raise CohortError(
+                f"{path}: line {line}, column 'dicom_patient_id': equals the patient_id of another cohort "
+                f"patient (line {first_lines[dicom_id]}), whose scans it would take; a DICOM PatientID "
+                "that is also a cohort patient_id may only map to that patient"
+            )
+
+
 def read_cohort(path: str | Path) -> Cohort:
     """Read a cohort CSV file.
 
@@ -92,18 +176,17 @@ def read_cohort(path: str | Path) -> Cohort:
     if header_index is None:
         raise CohortError(f"{path}: the file is empty; expected a header line 'patient_id,event,datetime'")
     delimiter = _delimiter(lines[header_index])
-    reader = csv.reader(io.StringIO(text), delimiter=delimiter)
+    reader = csv.reader(io.StringIO(text), delimiter=delimiter, strict=True)
     columns: list[str] | None = None
 
     events: list[CohortEvent] = []
-    patients: set[str] = set()
+    patients: dict[str, int] = {}  # patient ID -> its first line
     series: dict[str, ScanOverride] = {}
     studies: dict[str, ScanOverride] = {}
     dicom_ids: dict[str, tuple[str, int]] = {}
     seen_events: dict[tuple[str, str, EventTime], int] = {}
 
-    for cells in reader:
-        line = reader.line_num
+    for line, cells in _records(reader, path=path):
         where = f"{path}: line {line}"
         if not any(cell.strip() for cell in cells) or cells[0].lstrip().startswith("#"):
             continue
@@ -117,9 +200,7 @@ def read_cohort(path: str | Path) -> Cohort:
         patient = row["patient_id"]
         if not patient:
             raise CohortError(f"{where}, column 'patient_id': empty")
-        event = " ".join(row["event"].lower().split())
-        if not event:
-            raise CohortError(f"{where}, column 'event': empty (e.g. infusion, admission, discharge, scan)")
+        event = _event_name(row["event"], where=where)
         time: EventTime | None = None
         if row["datetime"]:
             try:
@@ -128,7 +209,7 @@ def read_cohort(path: str | Path) -> Cohort:
                 raise CohortError(f"{where}, column 'datetime': {exc}") from None
         series_uid = _uid(row.get("series_uid", ""), where=where, column="series_uid")
         study_uid = _uid(row.get("study_uid", ""), where=where, column="study_uid")
-        patients.add(patient)
+        patients.setdefault(patient, line)
 
         dicom_id = row.get("dicom_patient_id", "")
         if dicom_id:
@@ -172,6 +253,7 @@ def read_cohort(path: str | Path) -> Cohort:
     if not patients:
         raise CohortError(f"{path}: the file has a header but no rows")
     _check_same_day_infusions(events, path=path)
+    _check_dicom_ids(dicom_ids, patients, path=path)
 
     events.sort(key=lambda e: (e.patient_id, e.time, e.event, e.line))
     log.info(

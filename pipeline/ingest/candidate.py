@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 
 from pipeline.errors import ErrorCode
@@ -60,9 +60,9 @@ class SeriesCandidate:
     modality: str
     sop_class_uid: str
     image_type: tuple[str, ...] | None
-    study_datetime: datetime | None
-    series_datetime: datetime | None
-    acquisition_datetime: datetime | None
+    study_datetime: datetime | date | None
+    series_datetime: datetime | date | None
+    acquisition_datetime: datetime | date | None
     manufacturer: str
     manufacturer_model: str
     kernel: str

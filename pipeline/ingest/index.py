@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from pipeline.errors import IngestError
 from pipeline.ingest.candidate import FileIssue, IndexResult, SeriesCandidate
 from pipeline.ingest.dicom_header import DicomHeader, read_dicom_header
+from pipeline.ingest.dicom_values import moment_sort_key
 from pipeline.ingest.discovery import find_inputs
 from pipeline.ingest.selection import apply_selection
 from pipeline.ingest.series import build_dicom_candidates
@@ -54,7 +55,7 @@ def _order(candidate: SeriesCandidate) -> tuple:
     return (
         candidate.patient_id,
         when is None,
-        when or datetime.min,
+        moment_sort_key(when) if when is not None else (datetime.min, False),
         candidate.study_uid,
         candidate.series_number if candidate.series_number is not None else math.inf,
         candidate.series_uid,

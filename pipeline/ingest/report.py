@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 from collections import Counter
+from datetime import date, datetime
 from itertools import groupby
 from pathlib import Path
 
@@ -66,6 +67,11 @@ def number(value: float | None) -> str:
     return f"{value:.6g}"
 
 
+def _clock(moment: date | None) -> str:
+    """``HH:MM:SS`` of a date-time; empty for a date without time (never an invented 00:00:00)."""
+    return moment.strftime("%H:%M:%S") if isinstance(moment, datetime) else ""
+
+
 def index_row(candidate: SeriesCandidate, *, study_error_code: str = "") -> dict[str, str]:
     """One CSV row (all values as text) for a candidate."""
     size = candidate.size
@@ -91,7 +97,7 @@ def index_row(candidate: SeriesCandidate, *, study_error_code: str = "") -> dict
         "series_part": candidate.series_part,
         "series_number": "" if candidate.series_number is None else str(candidate.series_number),
         "study_date": candidate.study_datetime.strftime("%Y-%m-%d") if candidate.study_datetime else "",
-        "study_time": candidate.study_datetime.strftime("%H:%M:%S") if candidate.study_datetime else "",
+        "study_time": _clock(candidate.study_datetime),
         "acquisition_datetime": candidate.acquisition_datetime.isoformat() if candidate.acquisition_datetime else "",
         "manufacturer": candidate.manufacturer,
         "model": candidate.manufacturer_model,

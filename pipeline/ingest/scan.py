@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 
 import SimpleITK as sitk
@@ -35,9 +35,9 @@ class ScanMetadata:
     series_number: int | None
     series_description: str
     modality: str
-    study_datetime: datetime | None
-    series_datetime: datetime | None
-    acquisition_datetime: datetime | None
+    study_datetime: datetime | date | None
+    series_datetime: datetime | date | None
+    acquisition_datetime: datetime | date | None
     manufacturer: str
     manufacturer_model: str
     kernel: str
@@ -62,11 +62,6 @@ class ScanMetadata:
     """``dicom`` or ``volume_file`` (NIfTI/NRRD/MHA read as HU)."""
     lossy_compression: bool = False
     """The pixels went through lossy compression (LossyImageCompression or a lossy transfer syntax)."""
-
-    @property
-    def best_datetime(self) -> datetime | None:
-        """Acquisition date-time, falling back to series then study date-time."""
-        return self.acquisition_datetime or self.series_datetime or self.study_datetime
 
 
 @dataclass(frozen=True)

@@ -73,14 +73,20 @@ def resolve_time(record: Mapping[str, object], cohort: Cohort | None) -> tuple[E
         ):
             if override is not None and override.time is not None:
                 return override.time, DatetimeSource.COHORT
-    for column, source in (
-        ("acquisition_datetime", DatetimeSource.ACQUISITION),
-        ("series_datetime", DatetimeSource.SERIES),
-        ("study_datetime", DatetimeSource.STUDY),
-    ):
-        value = record.get(column)
-        if isinstance(value, EventTime):
-            return value, source
+    found = [
+        (value, source)
+        for column, source in (
+            ("acquisition_datetime", DatetimeSource.ACQUISITION),
+            ("series_datetime", DatetimeSource.SERIES),
+            ("study_datetime", DatetimeSource.STUDY),
+        )
+        if isinstance(value := record.get(column), EventTime)
+    ]
+    # A time of day, where any of the three kept one on the same day, beats a date-only value.
+    if found:
+        first_day = found[0][0].day
+        timed = [item for item in found if item[0].has_time and item[0].day == first_day]
+        return (timed or found)[0]
     return None, None
 
 

@@ -54,3 +54,35 @@ def test_cohort_row_counts_pairs_and_medians():
     assert row["cohort_median_last_follow_up_lesion_pct"] == 16.0
     assert row["cohort_median_delta_lesion_pct"] == -9.0
     assert row["wilcoxon_note"] == "too_few_pairs" and row["wilcoxon_p_value"] is None
+
+
+def test_differences_printed_alike_are_ties():
+    # 5.0001 - 1.1234 and 4.8788 - 1.0021 both print as 3.8767 but differ in the last bit
+    baseline = [1.1234, 1.0021, 6.0, 7.0, 9.0, 10.0]
+    last = [5.0001, 4.8788, 5.0, 5.0, 4.0, 4.0]
+    assert last[0] - baseline[0] != last[1] - baseline[1]  # the noise this test is about
+    r = wilcoxon_baseline_vs_last(baseline, last, min_pairs=6)
+    rounded = [round(b - a, 9) for a, b in zip(baseline, last, strict=True)]
+    expected = wilcoxon(rounded, method="asymptotic")
+    assert r.method == "asymptotic"  # a tie: the exact distribution does not apply
+    assert r.statistic == pytest.approx(float(expected.statistic))
+    assert r.p_value == pytest.approx(float(expected.pvalue))
+
+
+def test_noise_is_not_a_nonzero_difference():
+    baseline = [0.3, 10.0, 20.0, 30.0, 40.0, 50.0, 60.0]
+    last = [0.1 + 0.2, 11.0, 18.0, 33.0, 36.0, 55.0, 54.0]  # 0.1 + 0.2 - 0.3 is 5.6e-17, printed 0
+    r = wilcoxon_baseline_vs_last(baseline, last, min_pairs=6)
+    assert (r.n_pairs, r.n_nonzero) == (7, 6)
+    expected = wilcoxon([b - a for a, b in zip(baseline[1:], last[1:], strict=True)], method="exact")
+    assert r.method == "exact" and r.p_value == pytest.approx(float(expected.pvalue))
+
+
+def test_cohort_median_delta_uses_the_rounded_differences():
+    patients = [
+        {"baseline_lesion_pct": b, "last_follow_up_lesion_pct": f, "response_at_last_follow_up": "stable"}
+        for b, f in ((1.1234, 5.0001), (1.0021, 4.8788))
+    ]
+    row = summarize_cohort(patients, min_pairs=6)
+    assert row["cohort_median_delta_lesion_pct"] == round(5.0001 - 1.1234, 9)
+    assert row["cohort_median_delta_lesion_pct"] == round(4.8788 - 1.0021, 9)

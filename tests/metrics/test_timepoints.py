@@ -253,3 +253,31 @@ def test_invalid_inputs(timepoint_settings):
         link_patient([scan(1, None), scan(1, None)], infusions=None, settings=timepoint_settings)
     with pytest.raises(ValueError, match="same time"):
         link_patient([], infusions=[INFUSIONS[0], INFUSIONS[0]], settings=timepoint_settings)
+
+
+def test_a_date_only_scan_joins_every_scan_of_its_day(timepoint_settings):
+    """Two timed scans hours apart and a date-only scan that day: one time point, not two."""
+    scans = [scan(1, "2025-02-27", 10.0), scan(2, "2025-02-27T08:00", 11.0), scan(3, "2025-02-27T20:00", 12.0)]
+    timeline = link_patient(scans, infusions=INFUSIONS[:1], settings=timepoint_settings)
+    out = by_key(timeline)
+    assert [out[k].primary for k in (1, 2, 3)].count(True) == 1
+    assert {out[k].phase for k in (1, 2, 3)} == {"baseline"}
+    assert all(TimepointFlag.DUPLICATE_TIMEPOINT in out[k].flags for k in (1, 2, 3) if not out[k].primary)
+
+
+def test_primary_is_not_the_date_only_scan_for_its_invented_midnight(timepoint_settings):
+    scans = [scan(1, "2025-02-27", 10.0, series="1.1"), scan(2, "2025-02-27T08:00", 11.0, series="1.9")]
+    timeline = link_patient(scans, infusions=INFUSIONS[:1], settings=timepoint_settings)
+    out = by_key(timeline)
+    assert out[2].primary and not out[1].primary  # the scan with a known time is the earliest known
+    assert timeline.baseline_key == 2
+    assert out[1].changes[ChangeMetric.LESION_PCT] == change_from(10.0, 11.0)
+
+
+def test_a_date_only_scan_stays_apart_from_scans_of_another_dose_that_day(timepoint_settings):
+    infusions = [t("2025-03-01T10:00")]
+    scans = [scan(1, "2025-03-01", 10.0), scan(2, "2025-03-01T08:00", 11.0), scan(3, "2025-03-01T18:00", 12.0)]
+    out = by_key(link_patient(scans, infusions=infusions, settings=timepoint_settings))  # date-only: "before"
+    assert out[1].doses_before_scan == out[2].doses_before_scan == 0 and out[3].doses_before_scan == 1
+    assert out[3].primary and TimepointFlag.DUPLICATE_TIMEPOINT not in out[3].flags
+    assert [out[1].primary, out[2].primary] == [False, True]

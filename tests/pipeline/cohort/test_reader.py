@@ -143,3 +143,69 @@ def test_missing_file_and_folder(tmp_path):
     assert info.value.code is ErrorCode.INPUT_NOT_FOUND
     with pytest.raises(CohortError, match="is a folder"):
         read_cohort(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        (  # an opening quote without its closing one swallows the following rows into one cell
+            "patient_id,event,datetime,note\n"
+            'P01,infusion,2025-03-01T10:00,"first dose\n'
+            "P01,infusion,2025-03-03T10:00,\n"
+            'P01,infusion,2025-03-05T10:00,second "ok"\n'
+            "P02,infusion,2025-03-05T10:00,\n",
+            2,
+        ),
+        ('patient_id,event,datetime,note\nP01,infusion,2025-03-01T10:00,\nP01,infusion,2025-03-03T10:00,"x\n', 3),
+        ('patient_id,event,datetime,note\nP01,infusion,2025-03-01T10:00,"6" dose\n', 2),
+        (  # well-formed CSV, but a record over several lines hides rows just as well
+            'patient_id,event,datetime,note\nP01,infusion,2025-03-01T10:00,"first\nP01,infusion,2025-03-03T10:00,"\n',
+            2,
+        ),
+    ],
+)
+def test_unbalanced_quotes_are_refused_with_the_line(write, text, line):
+    path = write(text)
+    with pytest.raises(CohortError, match=rf"line {line}: .*unbalanced quote") as info:
+        read_cohort(path)
+    assert info.value.code is ErrorCode.COHORT_INVALID
+
+
+def test_quotes_inside_values_and_quoted_values_on_one_line(write):
+    cohort = read_cohort(
+        write('patient_id,event,datetime,note\nP01,infusion,2025-03-01T10:00,6" dose\n"P01",infusion,20250303,"a, b"\n')
+    )
+    assert len(cohort.infusions_of("P01")) == 2
+
+
+@pytest.mark.parametrize("name", ["Infusion 2", "infusoin", "infusions", "infsuion", "ifusion", "dose", "2nd dose"])
+def test_misspelt_infusions_are_refused(write, name):
+    text = f"patient_id,event,datetime\nP01,infusion,2025-03-01T10:00\nP01,{name},2025-03-03T10:00\n"
+    with pytest.raises(CohortError, match=r"line 3, column 'event': .*looks like an infusion.*'infusion'"):
+        read_cohort(write(text))
+
+
+@pytest.mark.parametrize("name", ["INFUSION", " Infusion ", "admission", "ICU admission", "inclusion", "transfusion"])
+def test_other_event_names_and_infusion_in_any_case_are_accepted(write, name):
+    cohort = read_cohort(write(f"patient_id,event,datetime\nP01,infusion,2025-03-01T10:00\nP01,{name},2025-03-03\n"))
+    expected = 2 if name.strip().lower() == "infusion" else 1
+    assert len(cohort.infusions_of("P01")) == expected
+    assert [e.event for e in cohort.events_of("P01")][-1] == " ".join(name.lower().split())
+
+
+def test_dicom_patient_id_that_is_another_patients_id_is_refused(write):
+    path = write(
+        "patient_id,event,datetime,dicom_patient_id\n"
+        "SECRET-A,infusion,2025-04-01T10:00,\n"
+        "SECRET-B,infusion,2025-03-01T10:00,SECRET-A\n"
+    )
+    with pytest.raises(
+        CohortError, match=r"line 3, column 'dicom_patient_id': .*another cohort patient \(line 2\)"
+    ) as info:
+        read_cohort(path)
+    assert "SECRET" not in info.value.message
+
+
+def test_dicom_patient_id_equal_to_the_own_patient_id_is_accepted(write):
+    cohort = read_cohort(write("patient_id,event,datetime,dicom_patient_id\nP01,infusion,2025-03-01T10:00,P01\n"))
+    assert cohort.dicom_ids == {"P01": "P01"}

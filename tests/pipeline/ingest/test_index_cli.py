@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import subprocess
 import sys
+from datetime import date, datetime
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ import pytest
 from pipeline.cli.index_cmd import skipped_csv_path
 from pipeline.ingest import index_inputs
 from pipeline.ingest.report import INDEX_COLUMNS, write_index_csv
-from pipeline.synthetic import Patient, Series, write_ct_series, write_localizer
+from pipeline.synthetic import Patient, Series, Study, write_ct_series, write_localizer
 
 LUNGLESION = Path(sys.executable).parent / "lunglesion"
 REQUIRED_COLUMNS = [
@@ -71,6 +72,28 @@ def test_csv_has_the_required_columns_first(study_folder, settings, tmp_path):
     (scout,) = [row for row in rows if row["selected"] == "false"]
     assert scout["error_code"] == "LOCALIZER"
     assert [p.name for p in out.parent.iterdir()] == ["index.csv"]  # no temporary files left behind
+
+
+def test_dates_without_time_stay_dates(phantom_hu, settings, tmp_path):
+    """De-identified headers keep StudyDate but drop the times: no invented 00:00:00 anywhere."""
+    root = tmp_path / "in"
+    undated_clock = Study(study_date=date(2025, 3, 3), study_time=None, study_id="2")
+    write_ct_series(root / "a", phantom_hu, patient=PATIENT, study=undated_clock, series=Series(acquisition_time=None))
+    write_ct_series(root / "b", phantom_hu, patient=PATIENT, study=Study(study_date=date(2025, 3, 3)))  # timed
+    result = index_inputs([root], settings=settings)  # sorts a date and a date-time of one patient
+    (date_only,) = [c for c in result.candidates if not isinstance(c.study_datetime, datetime)]
+    assert (date_only.study_datetime, date_only.acquisition_datetime) == (date(2025, 3, 3), date(2025, 3, 3))
+    out = tmp_path / "index.csv"
+    write_index_csv(result, out)
+    rows = {row["scan_id"]: row for row in read_csv(out)[1]}
+    row = rows.pop(date_only.scan_id)
+    assert (row["study_date"], row["study_time"], row["acquisition_datetime"]) == ("2025-03-03", "", "2025-03-03")
+    (timed,) = rows.values()
+    assert (timed["study_date"], timed["study_time"], timed["acquisition_datetime"]) == (
+        "2025-03-03",
+        "10:30:00",
+        "2025-03-03T10:35:00",
+    )
 
 
 def test_cli_index_prints_table_and_writes_csv(study_folder, tmp_path):

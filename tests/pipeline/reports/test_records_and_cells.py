@@ -97,3 +97,23 @@ def test_scan_record_requires_consistent_status(records):
         scan_record(meta, metrics=None, status=ScanStatus.OK)
     with pytest.raises(ValueError, match="needs an error_code"):
         scan_record(meta, metrics=None, status=ScanStatus.FAILED)
+
+
+def test_scan_time_takes_a_kept_time_of_day_over_a_date_only_acquisition():
+    from datetime import date, datetime
+
+    from metrics.timestamps import EventTime
+    from metrics.vocabulary import DatetimeSource
+    from pipeline.reports.linking import resolve_time
+
+    acquisition = EventTime.from_date(date(2025, 3, 3))
+    series = EventTime.from_datetime(datetime(2025, 3, 3, 14, 5))
+    study_other_day = EventTime.from_datetime(datetime(2025, 3, 2, 23, 50))
+    record = {"acquisition_datetime": acquisition, "series_datetime": series, "study_datetime": study_other_day}
+    assert resolve_time(record, None) == (series, DatetimeSource.SERIES)
+    # A time of another day does not replace the acquisition's date.
+    record = {"acquisition_datetime": acquisition, "study_datetime": study_other_day}
+    assert resolve_time(record, None) == (acquisition, DatetimeSource.ACQUISITION)
+    # All timed: the acquisition, as before.
+    timed = EventTime.from_datetime(datetime(2025, 3, 3, 14, 1))
+    assert resolve_time({"acquisition_datetime": timed, "series_datetime": series}, None)[0] == timed

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import csv
 import random
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 
 from metrics.columns import EVENT_COLUMNS, SCAN_COLUMNS, SUMMARY_COLUMNS, names
+from metrics.settings import SameDayRule
+from metrics.vocabulary import ScanStatus, TimepointFlag
 from pipeline.cli.main import main
 from pipeline.cohort import read_cohort
-from pipeline.reports import load_scan_records, write_reports
+from pipeline.ingest.dicom_values import dicom_datetime
+from pipeline.reports import load_scan_records, scan_record, write_reports
+from tests.pipeline.reports.conftest import meta, metrics_for
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -192,6 +197,34 @@ def test_byte_identical_outputs_for_identical_inputs(tmp_path, records, cohort_f
         assert (tmp_path / "b" / relative).read_bytes() == original, relative
         assert (tmp_path / "c" / relative).read_bytes() == original, relative
     assert second.scans_csv.read_bytes() == rebuilt.scans_csv.read_bytes()
+
+
+@pytest.mark.parametrize(("rule", "doses"), [(SameDayRule.BEFORE, "0"), (SameDayRule.AFTER, "1")])
+def test_dicom_date_without_time_is_a_date_only_scan(tmp_path, settings, rule, doses):
+    """StudyDate kept, times removed by de-identification: linked by calendar day, no invented 00:00."""
+    day = dicom_datetime("20250303", "")
+    m, ok = settings.metrics, ScanStatus.OK
+    records = [
+        scan_record(meta("P01", "1.1", datetime(2025, 2, 28, 9)), metrics=metrics_for(10, m), status=ok),
+        scan_record(meta("P01", "1.2", day), metrics=metrics_for(14, m), status=ok),
+    ]
+    cohort_path = tmp_path / "cohort.csv"
+    cohort_path.write_text("patient_id,event,datetime\nP01,infusion,2025-03-03T10:00\n", encoding="utf-8")
+    cohort = read_cohort(cohort_path)
+    timepoints = settings.timepoints.model_copy(update={"same_day_date_only": rule})
+    first = write_reports(records, cohort=cohort, settings=timepoints, out_dir=tmp_path / "a", plots=False)
+    rows = by_series(read(first.scans_csv))
+    same_day = rows["1.2"]
+    assert same_day["scan_datetime"] == same_day["acquisition_datetime"] == same_day["study_datetime"] == "2025-03-03"
+    assert same_day["timepoint_flags"] == TimepointFlag.SAME_DAY_AS_INFUSION.value
+    assert same_day["doses_before_scan"] == doses
+    assert float(same_day["days_from_first_infusion"]) == 0.0  # whole calendar days
+    assert rows["1.1"]["scan_datetime"] == "2025-02-28T09:00:00"  # timed scans as before
+    assert float(rows["1.1"]["days_from_first_infusion"]).is_integer() is False
+    rebuilt = write_reports(
+        load_scan_records(first.scans_csv), cohort=cohort, settings=timepoints, out_dir=tmp_path / "b", plots=False
+    )
+    assert rebuilt.scans_csv.read_bytes() == first.scans_csv.read_bytes()
 
 
 def test_plots_are_png_files(built):
