@@ -128,10 +128,17 @@ class DicomHeader:
     frames: tuple[FrameInfo, ...]
     malformed: tuple[str, ...] = ()
     """Keywords of elements whose value could not be parsed (ignored)."""
+    concatenation_uid: str = ""
+    """ConcatenationUID (0020,9161): multi-frame files sharing it are parts of one image (empty: none)."""
 
     @property
     def is_dicomdir(self) -> bool:
         return self.sop_class_uid == MEDIA_STORAGE_DIRECTORY
+
+    @property
+    def lossy_encoding(self) -> bool:
+        """The pixels are stored in a lossy transfer syntax (``lossy`` also counts earlier lossy steps)."""
+        return self.transfer_syntax_uid in _LOSSY_SYNTAXES
 
 
 def read_dicom_header(path: Path) -> DicomHeader:
@@ -477,6 +484,7 @@ def _build_header(ds: Any, *, path: Path, size: int, pixel_element: _PixelElemen
         pixel_status=status,
         lossy=lossy_flag == "01" or transfer_syntax in _LOSSY_SYNTAXES,
         frames=frames,
+        concatenation_uid=read.text(ds, "ConcatenationUID"),
         malformed=tuple(sorted(set(read.malformed))),
     )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +23,7 @@ class FoundFiles:
     dicom: tuple[str, ...]
     """Every other file (each may or may not be DICOM: suffixes mean nothing)."""
     volumes: tuple[tuple[str, str], ...]
-    """``(path, key)`` of each volume file; ``key`` is its path relative to the input it was found under."""
+    """``(path, key)`` of each volume file; ``key`` (hashed into the scan id) is unique: see :func:`find_inputs`."""
 
 
 def _is_volume(name: str, suffixes: Sequence[str]) -> bool:
@@ -49,6 +50,13 @@ def find_inputs(paths: Sequence[str | Path], *, settings: IndexSettings) -> Foun
     A file named ``DICOMDIR`` given as input stands for the folder that holds it (every file
     there is read directly; the directory records themselves are not needed).
 
+    The key of a volume file is its path relative to the input it was found under (its name,
+    for a file given as input), so it does not change when the folder moves. When several
+    inputs yield the same key (``patientA/`` and ``patientB/`` both holding ``ct.nii.gz``),
+    those keys get the name of the folder holding the input in front (``patientA/ct.nii.gz``,
+    the key that indexing their common parent folder gives); keys that still clash become
+    the file's resolved absolute path.
+
     Raises
     ------
     IngestError
@@ -59,7 +67,7 @@ def find_inputs(paths: Sequence[str | Path], *, settings: IndexSettings) -> Foun
         raise IngestError(ErrorCode.INPUT_NOT_FOUND, f"input path not found: {', '.join(missing)}")
     seen: set[str] = set()
     dicom: list[str] = []
-    volumes: list[tuple[str, str]] = []
+    volumes: list[_VolumeFile] = []
 
     def add(path: str, root: str) -> None:
         real = os.path.realpath(path)
@@ -67,8 +75,8 @@ def find_inputs(paths: Sequence[str | Path], *, settings: IndexSettings) -> Foun
             return
         seen.add(real)
         if _is_volume(os.path.basename(path), settings.volume_suffixes):
-            key = os.path.relpath(path, root) if root != path else os.path.basename(path)
-            volumes.append((path, key.replace(os.sep, "/")))
+            anchor = root if root != path else os.path.dirname(path)
+            volumes.append(_VolumeFile(path=path, anchor=anchor, real=real))
         else:
             dicom.append(path)
 
@@ -91,4 +99,40 @@ def find_inputs(paths: Sequence[str | Path], *, settings: IndexSettings) -> Foun
                 path = os.path.join(directory, name)
                 if os.path.isfile(path):
                     add(path, given)
-    return FoundFiles(dicom=tuple(sorted(dicom)), volumes=tuple(sorted(volumes)))
+    return FoundFiles(dicom=tuple(sorted(dicom)), volumes=tuple(sorted(_unique_keys(volumes))))
+
+
+@dataclass(frozen=True)
+class _VolumeFile:
+    path: str
+    anchor: str
+    """The folder its key is relative to: the input folder, or the folder of a file given as input."""
+    real: str
+    """Resolved absolute path (unique among the files found)."""
+
+
+def _relative_key(path: str, start: str) -> str:
+    return os.path.relpath(path, start).replace(os.sep, "/")
+
+
+def _unique_keys(volumes: Sequence[_VolumeFile]) -> list[tuple[str, str]]:
+    """``(path, key)`` per volume file, widening only the keys that several inputs yield."""
+    keys = [_relative_key(v.path, v.anchor) for v in volumes]
+    clashing = _clashing(keys)
+    widened = [key in clashing for key in keys]
+    keys = [
+        _relative_key(v.path, os.path.dirname(v.anchor)) if wide else key
+        for v, key, wide in zip(volumes, keys, widened, strict=True)
+    ]
+    clashing = _clashing(keys)
+    # After widening at most one key of a clash is an original one: it keeps its value.
+    keys = [
+        v.real.replace(os.sep, "/") if wide and key in clashing else key
+        for v, key, wide in zip(volumes, keys, widened, strict=True)
+    ]
+    return [(v.path, key) for v, key in zip(volumes, keys, strict=True)]
+
+
+def _clashing(keys: Sequence[str]) -> set[str]:
+    counts = Counter(keys)
+    return {key for key, n in counts.items() if n > 1}

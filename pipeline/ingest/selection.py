@@ -11,6 +11,7 @@ Every candidate leaves with ``selected``, a ``reason`` sentence and an ``error_c
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import re
 from collections import Counter, defaultdict
@@ -22,6 +23,8 @@ from pipeline.ingest.candidate import SeriesCandidate, StudyIssue
 from pipeline.ingest.plan import SourceKind
 from pipeline.ingest.settings import KernelPreference, SelectionSettings, SeriesPerStudy
 from pipeline.ingest.sop_classes import is_non_image, is_secondary_capture
+
+log = logging.getLogger(__name__)
 
 
 def kernel_class(kernel: str, settings: SelectionSettings) -> str:
@@ -229,8 +232,11 @@ def apply_selection(
     candidates, study_issues
         The candidates with ``selected``, ``reason`` and ``error_code`` filled in (same
         order), and a ``NO_CT_SERIES`` issue for every study without a usable series.
+        Candidates that share a scan id (which indexing never gives: a bug) are all refused
+        with ``INTERNAL_ERROR`` rather than one replacing the other.
     """
-    verdicts = {c.scan_id: rejection(c, settings) for c in candidates}
+    clashes = _duplicate_scan_ids(candidates)
+    verdicts = {c.scan_id: _clash_verdict(c) if c.scan_id in clashes else rejection(c, settings) for c in candidates}
     studies: dict[tuple[str, str], list[SeriesCandidate]] = defaultdict(list)
     for candidate in candidates:
         studies[_study_key(candidate)].append(candidate)
@@ -242,10 +248,8 @@ def apply_selection(
         usable = [c for c in members if verdicts[c.scan_id] is None]
         for candidate in members:
             verdict = verdicts[candidate.scan_id]
-            if verdict is not None:
-                decided[candidate.scan_id] = dataclasses.replace(
-                    candidate, selected=False, error_code=verdict[0], reason=f"not selected: {verdict[1]}"
-                )
+            if verdict is not None and candidate.scan_id not in clashes:
+                decided[candidate.scan_id] = _refused(candidate, verdict)
         if not usable:
             codes = Counter(verdicts[c.scan_id][0].value for c in members)  # type: ignore[index]
             summary = ", ".join(f"{code} x{n}" for code, n in sorted(codes.items()))
@@ -287,4 +291,24 @@ def apply_selection(
                 error_code=ErrorCode.NOT_SELECTED,
                 reason=f"not selected: {_name(winner)} preferred: {why}",
             )
-    return [decided[c.scan_id] for c in candidates], issues
+    return [_refused(c, _clash_verdict(c)) if c.scan_id in clashes else decided[c.scan_id] for c in candidates], issues
+
+
+def _duplicate_scan_ids(candidates: Sequence[SeriesCandidate]) -> set[str]:
+    counts = Counter(c.scan_id for c in candidates)
+    clashes = {scan_id for scan_id, n in counts.items() if n > 1}
+    for scan_id in sorted(clashes):
+        log.error("scan %s: %d candidates share this scan id; none of them is analysed", scan_id, counts[scan_id])
+    return clashes
+
+
+def _clash_verdict(candidate: SeriesCandidate) -> tuple[ErrorCode, str]:
+    return (
+        ErrorCode.INTERNAL_ERROR,
+        f"another series or volume file of this index has the same scan id {candidate.scan_id} "
+        "(a bug: please report it); none of them is analysed",
+    )
+
+
+def _refused(candidate: SeriesCandidate, verdict: tuple[ErrorCode, str]) -> SeriesCandidate:
+    return dataclasses.replace(candidate, selected=False, error_code=verdict[0], reason=f"not selected: {verdict[1]}")

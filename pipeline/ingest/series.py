@@ -1,14 +1,18 @@
 """Group DICOM headers into series candidates, splitting series that hold several stacks.
 
-A series is keyed by SeriesInstanceUID. Archives put more than one stack under one UID:
-several orientations (localizer pairs), several matrix sizes, several acquisitions of the same
-positions (repeated or dynamic scans), several enhanced multi-frame files. Each such stack
-becomes its own candidate (warning ``SERIES_SPLIT``), or, with
+A series is keyed by SeriesInstanceUID. A UID shared by several patients or studies (reset by
+a faulty anonymiser) is first split into one series per (PatientID, StudyInstanceUID) pair
+(warning ``SERIES_SPLIT``). Copies of one image (same SOPInstanceUID) are reduced to the best
+one. Archives put more than one stack under one UID: several orientations (localizer pairs),
+several matrix sizes, several acquisitions of the same positions (repeated or dynamic scans),
+several enhanced multi-frame files (the parts of a concatenation, which share ConcatenationUID,
+are one stack). Each such stack becomes its own candidate (warning ``SERIES_SPLIT``), or, with
 ``geometry.split_mixed_series: false``, the whole series is rejected.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from collections import defaultdict
@@ -20,7 +24,7 @@ import numpy as np
 from pipeline.errors import ErrorCode, IngestError, WarningCode
 from pipeline.ingest.candidate import FileIssue, SeriesCandidate
 from pipeline.ingest.dicom_header import DicomHeader, FrameInfo, PixelStatus
-from pipeline.ingest.dicom_values import decoder_available, dicom_datetime, stored_padding
+from pipeline.ingest.dicom_values import decoder_available, dicom_datetime, earliest_moment, stored_padding
 from pipeline.ingest.geometry import plan_dicom_stack
 from pipeline.ingest.plan import PixelFormat, SourceKind, VolumePlan
 from pipeline.ingest.scan import IngestWarning
@@ -60,18 +64,55 @@ def build_dicom_candidates(
             by_series[_series_key(header)].append(header)
 
     candidates: list[SeriesCandidate] = []
-    for series_key in sorted(by_series):
-        members = sorted(by_series[series_key], key=lambda h: h.path)
-        try:
-            new, dropped = _series_candidates(series_key, members, settings=settings)
-        except Exception as exc:  # noqa: BLE001 - one odd series must not stop the index of an archive
-            log.exception("series %s: unexpected error while grouping and planning", short_hash(series_key, length=12))
-            message = f"unexpected error while grouping this file's series ({type(exc).__name__}); please report it"
-            skipped.extend(FileIssue(h.path, ErrorCode.INTERNAL_ERROR, message) for h in members)
-            continue
-        candidates.extend(new)
-        skipped.extend(dropped)
+    for uid_key in sorted(by_series):
+        for series_key, members, shared in _patient_study_parts(uid_key, by_series[uid_key]):
+            try:
+                new, dropped = _series_candidates(series_key, members, settings=settings)
+            except Exception as exc:  # noqa: BLE001 - one odd series must not stop the index of an archive
+                log.exception(
+                    "series %s: unexpected error while grouping and planning", short_hash(series_key, length=12)
+                )
+                message = f"unexpected error while grouping this file's series ({type(exc).__name__}); please report it"
+                skipped.extend(FileIssue(h.path, ErrorCode.INTERNAL_ERROR, message) for h in members)
+                continue
+            candidates.extend(dataclasses.replace(c, warnings=(*shared, *c.warnings)) if shared else c for c in new)
+            skipped.extend(dropped)
     return candidates, skipped
+
+
+def _patient_study_parts(
+    uid_key: str, headers: list[DicomHeader]
+) -> list[tuple[str, list[DicomHeader], tuple[IngestWarning, ...]]]:
+    """Split the files of one series key by (PatientID, StudyInstanceUID).
+
+    A SeriesInstanceUID shared by several patients or studies (reset or reused by a faulty
+    anonymiser) must not merge their images into one volume. Each pair becomes its own series:
+    its key gets a short hash of the pair (an unshared series keeps its key, hence its scan id)
+    and its candidates a ``SERIES_SPLIT`` warning that names no identifier.
+
+    Returns
+    -------
+    list of (series key, members sorted by path, warnings for every candidate of the part)
+    """
+    parts: dict[tuple[str, str], list[DicomHeader]] = defaultdict(list)
+    for header in headers:
+        parts[(header.patient_id, header.study_uid)].append(header)
+    if len(parts) == 1:
+        return [(uid_key, sorted(headers, key=lambda h: h.path), ())]
+    warning = IngestWarning(
+        WarningCode.SERIES_SPLIT,
+        f"{len(parts)} patient/study pairs share this SeriesInstanceUID (a UID reused or reset by "
+        "anonymisation): the images of each pair are a series of their own",
+    )
+    log.info("series %s: split into %d patient/study pairs", short_hash(uid_key, length=12), len(parts))
+    return [
+        (
+            f"{uid_key}|patient-study:{short_hash(f'{patient}|{study}', length=12)}",
+            sorted(parts[(patient, study)], key=lambda h: h.path),
+            (warning,),
+        )
+        for patient, study in sorted(parts)
+    ]
 
 
 def _series_key(header: DicomHeader) -> str:
@@ -98,16 +139,8 @@ def _series_candidates(
             )
         )
 
-    seen: set[tuple[str, int | None]] = set()
-    unique: list[DicomHeader] = []
-    copies = 0
-    for header in members:
-        key = (header.sop_instance_uid, header.number_of_frames)
-        if header.sop_instance_uid and key in seen:
-            copies += 1
-            continue
-        seen.add(key)
-        unique.append(header)
+    unique = _without_duplicate_copies(members)
+    copies = len(members) - len(unique)
     if copies:
         warnings.append(
             IngestWarning(
@@ -146,6 +179,42 @@ def _series_candidates(
         for stack in stacks
     ]
     return candidates, skipped
+
+
+def _copy_rank(header: DicomHeader) -> tuple[bool, bool, bool, bool, str]:
+    """Preference among copies of one image (smaller is better).
+
+    Pixels present, then lossless (never lossy compressed, then at least not stored in a lossy
+    transfer syntax: a decompressed copy of a lossy image is read without a decoder), then a
+    transfer syntax an installed decoder handles, then path order.
+    """
+    return (
+        header.pixel_status is not PixelStatus.PRESENT,
+        header.lossy,
+        header.lossy_encoding,
+        not decoder_available(header.transfer_syntax_uid),
+        header.path,
+    )
+
+
+def _without_duplicate_copies(members: list[DicomHeader]) -> list[DicomHeader]:
+    """Keep one file per image (SOPInstanceUID and frame count): the best copy, in path order.
+
+    Files without SOPInstanceUID are all kept.
+    """
+    best: dict[tuple[str, int], DicomHeader] = {}
+    for header in members:
+        if not header.sop_instance_uid:
+            continue
+        key = (header.sop_instance_uid, header.number_of_frames)
+        kept = best.get(key)
+        if kept is None or _copy_rank(header) < _copy_rank(kept):
+            best[key] = header
+    return [
+        header
+        for header in members
+        if not header.sop_instance_uid or best[(header.sop_instance_uid, header.number_of_frames)] is header
+    ]
 
 
 def _pixel_status_message(status: PixelStatus) -> str:
@@ -191,18 +260,17 @@ def _orientation_clusters(
 def _split(
     members: list[DicomHeader], *, settings: GeometrySettings
 ) -> tuple[list[_Stack], tuple[ErrorCode, str] | None]:
-    """Partition a series into stacks: multi-frame file, matrix size, orientation, acquisition."""
+    """Partition a series into stacks: multi-frame file or concatenation, matrix size, orientation, acquisition."""
     groups: dict[tuple[str, int | None, int | None], list[tuple[DicomHeader, FrameInfo]]] = defaultdict(list)
     for header in members:
-        source = f"file:{header.sop_instance_uid or header.path}" if header.number_of_frames > 1 else "files"
-        groups[(source, header.rows, header.columns)].extend((header, frame) for frame in header.frames)
+        groups[(_source_key(header), header.rows, header.columns)].extend((header, frame) for frame in header.frames)
     n_sizes = len({(rows, columns) for _, rows, columns in groups})
 
     stacks: list[_Stack] = []
     n_orientations = 1
     for source, rows, columns in sorted(groups, key=str):
         items = groups[(source, rows, columns)]
-        base = [f"multi-frame file {os.path.basename(items[0][0].path)}"] if source != "files" else []
+        base = [_source_label(source, items)] if source != _SINGLE_FRAME_FILES else []
         base += [f"{columns}x{rows} pixels"] if n_sizes > 1 else []
         clusters = _orientation_clusters(items, tolerance=settings.orientation_tolerance)
         n_orientations = max(n_orientations, len(clusters))
@@ -233,6 +301,30 @@ def _split(
         )
     everything = tuple(item for stack in stacks for item in stack.items)
     return [_Stack(label="", key="", items=everything)], error
+
+
+_SINGLE_FRAME_FILES = "files"
+_CONCATENATION = "concatenation:"
+
+
+def _source_key(header: DicomHeader) -> str:
+    """Which stack source a file belongs to.
+
+    Single-frame files of a series form one source; a multi-frame file is a source of its own,
+    except the parts of a concatenation (files sharing ConcatenationUID), which form one.
+    """
+    if header.number_of_frames <= 1:
+        return _SINGLE_FRAME_FILES
+    if header.concatenation_uid:
+        return f"{_CONCATENATION}{header.concatenation_uid}"
+    return f"file:{header.sop_instance_uid or header.path}"
+
+
+def _source_label(source: str, items: list[tuple[DicomHeader, FrameInfo]]) -> str:
+    if source.startswith(_CONCATENATION):
+        n_files = len({header.path for header, _ in items})
+        return f"concatenation of {n_files} multi-frame files"
+    return f"multi-frame file {os.path.basename(items[0][0].path)}"
 
 
 def _split_acquisitions(
@@ -341,7 +433,7 @@ def _candidate(
         else dicom_datetime(h.acquisition_date, h.acquisition_time)
         for h in headers
     ]
-    acquisition = min((a for a in acquisitions if a is not None), default=None)
+    acquisition = earliest_moment(acquisitions)
     folders = sorted({os.path.dirname(h.path) for h in headers})
     source = folders[0] if len(folders) == 1 else os.path.commonpath(folders)
     scan_id = short_hash(f"dicom|{first.study_uid}|{series_key}|{stack.key}", length=12)

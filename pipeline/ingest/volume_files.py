@@ -2,7 +2,8 @@
 
 The header is read without the voxels (``ImageFileReader.ReadImageInformation``). The
 patient id is the file name without its suffix; the scan id is a hash of the file's path
-relative to the input it was found under (stable when the folder moves).
+relative to the input it was found under (stable when the folder moves), widened where two
+inputs hold the same relative path (see :func:`~pipeline.ingest.discovery.find_inputs`).
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ def volume_candidate(
     path
         The volume file.
     key
-        Its path relative to the input it was found under (the scan id is a hash of it).
+        Its path relative to the input it was found under, unique among the inputs (the scan
+        id is a hash of it).
     suffixes
         ``index.volume_suffixes`` (to derive the patient id from the file name).
     settings

@@ -11,6 +11,7 @@ import SimpleITK as sitk
 
 from pipeline.errors import ErrorCode, IngestError, WarningCode
 from pipeline.ingest import index_inputs, load_scan
+from pipeline.ingest.settings import RepairPolicy
 from pipeline.synthetic import Geometry, Quirks, Series, write_ct_series
 
 IDENTITY = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
@@ -70,6 +71,45 @@ def test_gap_longer_than_allowed_is_rejected(tmp_series_dir, phantom_hu, setting
     candidate = single(index_inputs([tmp_series_dir], settings=settings))
     assert candidate.error_code is ErrorCode.SLICE_SPACING_INCONSISTENT
     assert "max_gap_slices" in candidate.reason
+
+
+def drift_positions(paths, *, first_steps: int, step: float, later_step: float) -> np.ndarray:
+    """Move the slices: ``first_steps`` steps of ``step`` mm, then steps of ``later_step`` mm."""
+    steps = [step] * first_steps + [later_step] * (len(paths) - 1 - first_steps)
+    offsets = np.concatenate([[0.0], np.cumsum(steps)])
+    for k, (path, offset) in enumerate(zip(paths, offsets, strict=True)):
+        ds = pydicom.dcmread(path, stop_before_pixels=True)
+        x, y, z = (float(v) for v in ds.ImagePositionPatient)
+        edit_file(path, ImagePositionPatient=[x, y, z - k * step + offset])
+    return offsets
+
+
+@pytest.mark.parametrize("policy", list(RepairPolicy))
+def test_slowly_drifting_steps_are_not_regular(tmp_series_dir, phantom_hu, settings, overrides, policy):
+    # Every step is within the 10 % tolerance of the median (5 mm), but a uniform grid through
+    # the first and last slice would put the middle ones almost 2 mm off.
+    written = write_ct_series(tmp_series_dir, phantom_hu, geometry=Geometry(spacing=(1.0, 1.0, 5.0)))
+    first_steps = 10
+    offsets = drift_positions(list(written.paths), first_steps=first_steps, step=5.0, later_step=5.4)
+    uniform = offsets[-1] / (len(offsets) - 1)
+    assert np.abs(offsets - np.arange(len(offsets)) * uniform).max() > 1.5
+    run = overrides(settings, geometry={"on_irregular_spacing": policy})
+    candidate = single(index_inputs([tmp_series_dir], settings=run))
+    if policy is RepairPolicy.REJECT:
+        assert candidate.error_code is ErrorCode.SLICE_SPACING_INCONSISTENT and candidate.plan is None
+        return
+    assert candidate.selected and codes(candidate) == [WarningCode.SPACING_RESAMPLED]
+    assert candidate.spacing[2] == pytest.approx(5.0)
+    tolerance = max(run.geometry.spacing_tolerance_mm, run.geometry.spacing_tolerance_fraction * 5.0)
+    grid = np.arange(candidate.size[2]) * candidate.spacing[2]
+    volume = sitk.GetArrayFromImage(load_scan(candidate, settings=run).image)
+    on_grid = 0
+    for k, offset in enumerate(offsets):  # every source slice that lands on the grid is copied there
+        nearest = int(np.argmin(np.abs(grid - offset)))
+        if abs(grid[nearest] - offset) <= tolerance:
+            np.testing.assert_array_equal(volume[nearest], phantom_hu[k])
+            on_grid += 1
+    assert on_grid > first_steps
 
 
 def test_positions_off_a_straight_line_are_rejected(tmp_series_dir, phantom_hu, settings):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import date
 
 import numpy as np
@@ -9,6 +10,7 @@ import pytest
 
 from pipeline.errors import ErrorCode
 from pipeline.ingest import index_inputs
+from pipeline.ingest.selection import apply_selection
 from pipeline.synthetic import (
     Geometry,
     Patient,
@@ -174,3 +176,14 @@ def test_reformat_writer_places_voxels_where_the_axial_ones_are(tmp_path, phanto
     assert coronal.GetSize() == (32, 20, 32)  # x, z, y
     on_axial_grid = sitk.Resample(coronal, axial, sitk.Transform(), sitk.sitkNearestNeighbor, -4242)
     np.testing.assert_array_equal(sitk.GetArrayFromImage(on_axial_grid), sitk.GetArrayFromImage(axial))
+
+
+def test_candidates_sharing_a_scan_id_are_refused_not_merged(tmp_path, phantom_hu, settings):
+    write_ct_series(tmp_path / "series", phantom_hu)
+    (original,) = index_inputs([tmp_path / "series"], settings=settings).candidates
+    twin = dataclasses.replace(original, files=original.files[:10], source_path=str(tmp_path / "elsewhere"))
+    decided, issues = apply_selection([original, twin], settings=settings.selection)
+    assert [c.files for c in decided] == [original.files, twin.files]
+    assert all(c.error_code is ErrorCode.INTERNAL_ERROR and not c.selected for c in decided)
+    assert all(original.scan_id in c.reason for c in decided)
+    assert [issue.code for issue in issues] == [ErrorCode.NO_CT_SERIES]

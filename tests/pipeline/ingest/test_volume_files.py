@@ -90,3 +90,37 @@ def test_sagittal_volume_is_not_axial(tmp_path, phantom_hu, settings):
     path = write_volume(tmp_path / "sag.mha", phantom_hu, direction=sagittal)
     (candidate,) = index_inputs([path], settings=settings).candidates
     assert candidate.error_code is ErrorCode.NOT_AXIAL
+
+
+def test_same_relative_path_under_two_inputs_gets_two_scan_ids(tmp_path, phantom_hu, settings):
+    values = {"patientA": phantom_hu, "patientB": phantom_hu[::-1].copy()}
+    for name, volume in values.items():
+        write_volume(tmp_path / "export" / name / "ct.nii.gz", volume)
+    inputs = [tmp_path / "export" / name for name in values]
+
+    result = index_inputs(inputs, settings=settings)
+    assert len(result.candidates) == 2 and len({c.scan_id for c in result.candidates}) == 2
+    assert sorted(c.files for c in result.candidates) == [(str(p / "ct.nii.gz"),) for p in inputs]
+    for candidate in result.candidates:
+        assert candidate.selected
+        owner = candidate.files[0].rsplit("/", 2)[-2]
+        np.testing.assert_array_equal(
+            sitk.GetArrayFromImage(load_scan(candidate, settings=settings).image), values[owner]
+        )
+    # The clash is resolved the way indexing the common parent folder names the files ...
+    parent = index_inputs([tmp_path / "export"], settings=settings)
+    assert {(c.files, c.scan_id) for c in parent.candidates} == {(c.files, c.scan_id) for c in result.candidates}
+    # ... and a file without a clash keeps its id.
+    (alone,) = index_inputs([inputs[0]], settings=settings).candidates
+    assert alone.scan_id == index_inputs([inputs[1]], settings=settings).candidates[0].scan_id
+    assert alone.scan_id not in {c.scan_id for c in result.candidates}
+
+
+def test_same_folder_and_file_names_under_two_inputs_get_two_scan_ids(tmp_path, phantom_hu, settings):
+    inputs = [tmp_path / site / "patientA" for site in ("site1", "site2")]
+    for folder in inputs:
+        write_volume(folder / "ct.nii.gz", phantom_hu)
+    write_volume(tmp_path / "site3" / "ct.nii.gz", phantom_hu)
+    result = index_inputs([*inputs, tmp_path / "site3"], settings=settings)
+    assert len({c.scan_id for c in result.candidates}) == 3
+    assert {c.files[0] for c in result.candidates} == {str(p / "ct.nii.gz") for p in [*inputs, tmp_path / "site3"]}
