@@ -204,6 +204,7 @@ def _crash_outcome(task: ScanTask, crash: TaskCrash) -> ScanOutcome:
             status=ScanStatus.FAILED,
             error_code=crash.code,
             error_message=message,
+            preferred_series=candidate.preferred,
             model_sha256=task.fingerprint.model_sha256,
             pipeline_version=__version__,
         )

@@ -238,6 +238,7 @@ def process_scan(task: ScanTask, *, settings: Settings) -> ScanOutcome:
         status=status,
         error_code=ErrorCode(code) if code else None,
         error_message=message,
+        preferred_series=candidate.preferred,
         model_id=model_id,
         model_sha256=model_sha,
         pipeline_version=__version__,

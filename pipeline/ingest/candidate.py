@@ -82,6 +82,10 @@ class SeriesCandidate:
     selected: bool = False
     reason: str = ""
     error_code: ErrorCode | None = None
+    preferred: bool = True
+    """The series the one-per-study selection rules choose for its study (``False``: another
+    series of the study, kept by ``selection.series_per_study: all``); duplicate time points
+    prefer it."""
     slice_normal: tuple[float, float, float] | None = None
     """Normal of the slice planes (from ImageOrientationPatient), when known."""
     pixel_status: str = "present"

@@ -262,19 +262,22 @@ def apply_selection(
                 )
             )
             continue
+        winner, tied_ids = _best(usable, settings)
         if settings.series_per_study is SeriesPerStudy.ALL:
             for candidate in usable:
                 reason = _describe_selected(candidate, usable=1, settings=settings)
                 if len(usable) > 1:
                     reason = reason.split(";")[0] + "; selection.series_per_study = all"
+                    if candidate.scan_id == winner.scan_id:
+                        reason += " (the series the one-per-study rules prefer)"
                 decided[candidate.scan_id] = dataclasses.replace(
-                    candidate, selected=True, error_code=None, reason=reason
+                    candidate,
+                    selected=True,
+                    error_code=None,
+                    reason=reason,
+                    preferred=candidate.scan_id == winner.scan_id,
                 )
             continue
-        thinnest = min(_thickness(c) for c in usable)
-        tied = [c for c in usable if _thickness(c) <= thinnest + settings.thickness_tie_mm]
-        tied_ids = {c.scan_id for c in tied}
-        winner = min(tied, key=lambda c: _rank(c, settings))
         decided[winner.scan_id] = dataclasses.replace(
             winner,
             selected=True,
@@ -292,6 +295,13 @@ def apply_selection(
                 reason=f"not selected: {_name(winner)} preferred: {why}",
             )
     return [_refused(c, _clash_verdict(c)) if c.scan_id in clashes else decided[c.scan_id] for c in candidates], issues
+
+
+def _best(usable: Sequence[SeriesCandidate], settings: SelectionSettings) -> tuple[SeriesCandidate, set[str]]:
+    """The series the one-per-study rules choose, and the ids of those tied with it on thickness."""
+    thinnest = min(_thickness(c) for c in usable)
+    tied = [c for c in usable if _thickness(c) <= thinnest + settings.thickness_tie_mm]
+    return min(tied, key=lambda c: _rank(c, settings)), {c.scan_id for c in tied}
 
 
 def _duplicate_scan_ids(candidates: Sequence[SeriesCandidate]) -> set[str]:

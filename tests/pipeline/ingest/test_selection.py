@@ -105,6 +105,15 @@ def test_all_usable_series_per_study(mixed_folder, settings, overrides):
     ]
 
 
+@pytest.mark.parametrize(("kernel", "preferred"), [("soft", "CHEST 1.0 B30f"), ("sharp", "LUNG 1.0 B70f")])
+def test_all_series_per_study_still_marks_the_preferred_one(mixed_folder, settings, overrides, kernel, preferred):
+    every = overrides(settings, selection={"series_per_study": "all", "kernel_preference": kernel})
+    found = by_description(index_inputs([mixed_folder], settings=every))
+    study = [c for (day, _), c in found.items() if day == date(2020, 3, 15) and c.selected]
+    assert len(study) >= 2  # both kernels are kept ...
+    assert [c.series_description for c in study if c.preferred] == [preferred]  # ... one is preferred
+
+
 def test_index_is_deterministic(mixed_folder, settings):
     first = index_inputs([mixed_folder], settings=settings)
     second = index_inputs([mixed_folder], settings=settings)
