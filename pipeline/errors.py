@@ -54,6 +54,7 @@ class ErrorCode(StrEnum):
     OUT_OF_MEMORY = "OUT_OF_MEMORY"
     WORKER_CRASHED = "WORKER_CRASHED"
     OUTPUT_WRITE_FAILED = "OUTPUT_WRITE_FAILED"
+    LABEL_GRID_MISMATCH = "LABEL_GRID_MISMATCH"
     INTERNAL_ERROR = "INTERNAL_ERROR"
 
     @property
@@ -111,6 +112,7 @@ _DESCRIPTIONS: dict[ErrorCode, str] = {
     ErrorCode.OUT_OF_MEMORY: "The scan ran out of memory.",
     ErrorCode.WORKER_CRASHED: "The worker process processing this scan died.",
     ErrorCode.OUTPUT_WRITE_FAILED: "Results could not be written.",
+    ErrorCode.LABEL_GRID_MISMATCH: "A reference label file does not lie on its image's voxel grid.",
     ErrorCode.INTERNAL_ERROR: "Unexpected internal error (a bug: please report it with the log).",
 }
 

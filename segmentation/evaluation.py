@@ -309,7 +309,7 @@ def evaluate_folder(
         row: dict = {"case": case.name}
         try:
             image = sitk.ReadImage(str(case.image))
-            ref_lungs, ref_lesions, ignore = read_reference(case, label_map)
+            ref_lungs, ref_lesions, ignore = read_reference(case, label_map, grid=image)
             start = time.perf_counter()
             prediction = segmenter(image)
             row["seconds"] = time.perf_counter() - start
@@ -328,6 +328,9 @@ def evaluate_folder(
         except RuntimeError as exc:  # SimpleITK read errors
             row["status"] = "VOLUME_FILE_UNREADABLE"
             log.warning("case %s could not be read: %s", case.name, exc)
+        except Exception as exc:  # noqa: BLE001 - one odd case must not lose the others' scores
+            row["status"] = ErrorCode.INTERNAL_ERROR.value
+            log.exception("case %s: unexpected %s", case.name, type(exc).__name__)
         rows.append(row)
         log.info(
             "%s: lung Dice R %s L %s, lesion Dice %s, fraction error %s pp",

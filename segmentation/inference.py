@@ -26,6 +26,9 @@ from segmentation.weights import ModelDescription, load_into, read_description
 
 log = logging.getLogger(__name__)
 
+#: Every chest CT in HU has air (lungs, outside the body) below this value.
+AIR_CHECK_HU = -500.0
+
 _CACHE: dict[tuple[str, str], LoadedModel] = {}
 #: Models built from weights by this process (batch workers report it: one load per worker).
 _LOADS = {"count": 0}
@@ -118,6 +121,22 @@ def _check_image(image: sitk.Image) -> None:
         )
     if min(image.GetSize()) < 1 or min(image.GetSpacing()) <= 0:
         raise SegmentationError(ErrorCode.SEGMENTATION_FAILED, "the image has an empty size or a non-positive spacing")
+    values = sitk.GetArrayViewFromImage(image)
+    if np.issubdtype(values.dtype, np.floating):
+        n_nan = int(np.count_nonzero(np.isnan(values)))
+        if n_nan:
+            raise SegmentationError(
+                ErrorCode.SEGMENTATION_FAILED,
+                f"{n_nan} voxels are not a number (NaN); replace them (e.g. by -1024 HU outside the scan) first",
+            )
+    if float(values.min()) > AIR_CHECK_HU:
+        # No air at all: no lung to find, or values that are not Hounsfield units (stored pixel
+        # values without RescaleSlope/Intercept start at 0, not at -1024).
+        raise SegmentationError(
+            ErrorCode.NO_LUNG_FOUND,
+            f"no voxel is below {AIR_CHECK_HU:g} HU, so there is no air and no lung; "
+            "if this is a chest CT, its values are not Hounsfield units (rescale the stored values first)",
+        )
 
 
 def predict(model: LoadedModel, working: np.ndarray, *, batch_slices: int) -> tuple[np.ndarray, np.ndarray]:

@@ -7,7 +7,8 @@ A label map (JSON or YAML) names which values of a label file mean what::
     lung: []            # lung without a side: split into right/left automatically
     ggo: [3]
     consolidation: [4]
-    ignore: [255]       # excluded from training losses (unknown class)
+    ignore: [255]       # not scored, and left out of the lesion loss when fine-tuning (unknown
+                        # lesion class); the lung head learns these voxels as not lung
 
 Folder layouts (``find_cases``):
 
@@ -80,8 +81,18 @@ class LabelMap:
                     ErrorCode.CONFIG_INVALID, f"label map {path}: '{key}' must be an integer or a list of integers"
                 )
             values[meaning] = tuple(int(v) for v in items)
-        if not values:
+        if not any(values.values()):
             raise LunglesionError(ErrorCode.CONFIG_INVALID, f"label map {path} maps no label values")
+        meaning_of: dict[int, Meaning] = {}
+        for meaning, items in values.items():
+            for value in items:
+                other = meaning_of.setdefault(value, meaning)
+                if other is not meaning:
+                    raise LunglesionError(
+                        ErrorCode.CONFIG_INVALID,
+                        f"label map {path}: value {value} is given two meanings "
+                        f"('{other.value}' and '{meaning.value}')",
+                    )
         return cls(values)
 
     def has(self, meaning: Meaning) -> bool:
@@ -152,27 +163,72 @@ def find_cases(folder: Path) -> list[ReferenceCase]:
     return [c for c in cases if c.lungs or c.lesions or c.label]
 
 
+def check_same_grid(label: sitk.Image, image: sitk.Image, *, name: str) -> None:
+    """Raise ``LABEL_GRID_MISMATCH`` unless ``label`` lies on ``image``'s voxel grid.
+
+    Size must be equal; spacing, origin and direction equal up to what NIfTI's float32
+    header storage changes (a relative 1e-4, 0.01 mm plus 1 % of the smallest voxel side, 1e-4).
+    A label flipped or cropped relative to its image would otherwise be scored (or learnt)
+    voxel by voxel against the wrong anatomy.
+    """
+    if label.GetDimension() != 3 or image.GetDimension() != 3:
+        raise LunglesionError(
+            ErrorCode.LABEL_GRID_MISMATCH,
+            f"{name}: expected 3-D image and label volumes, got {image.GetDimension()}-D and {label.GetDimension()}-D",
+        )
+    checks = (
+        ("size", label.GetSize(), image.GetSize(), 0.0, 0.0),
+        ("spacing", label.GetSpacing(), image.GetSpacing(), 1e-4, 1e-6),
+        ("origin", label.GetOrigin(), image.GetOrigin(), 0.0, 0.01 + 0.01 * min(image.GetSpacing())),
+        ("direction", label.GetDirection(), image.GetDirection(), 0.0, 1e-4),
+    )
+    for what, got, expected, rtol, atol in checks:
+        if not np.allclose(got, expected, rtol=rtol, atol=atol):
+            raise LunglesionError(
+                ErrorCode.LABEL_GRID_MISMATCH,
+                f"{name}: the label's {what} {_fmt(got)} differs from its image's {_fmt(expected)}; "
+                "write labels on the image's grid (same size, spacing, origin and direction)",
+            )
+
+
+def _fmt(values: tuple) -> str:
+    return "(" + ", ".join(f"{v:.6g}" for v in values) + ")"
+
+
+def _read_label(path: Path, grid: sitk.Image | None) -> sitk.Image:
+    label = sitk.ReadImage(str(path))
+    if grid is not None:
+        check_same_grid(label, grid, name=path.name)
+    return label
+
+
 def read_reference(
-    case: ReferenceCase, label_map: LabelMap | None
+    case: ReferenceCase, label_map: LabelMap | None, *, grid: sitk.Image | None = None
 ) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray]:
     """Reference lungs (LungLabel), lesions (LesionLabel) and an ignore mask, as arrays in the image's order.
 
     Unsided lung (``lung`` in the label map) is split into right/left with the classical split.
-    Returns ``None`` for a structure the reference does not describe.
+    Returns ``None`` for a structure the reference does not describe. With ``grid`` (the case's
+    image), every label file is checked to lie on it (:func:`check_same_grid`).
     """
     lungs = lesions = None
     ignore: np.ndarray | None = None
     if case.lungs is not None:
-        lungs = sitk.GetArrayFromImage(sitk.ReadImage(str(case.lungs))).astype(np.uint8)
+        lungs = sitk.GetArrayFromImage(_read_label(case.lungs, grid)).astype(np.uint8)
     if case.lesions is not None:
-        lesions = sitk.GetArrayFromImage(sitk.ReadImage(str(case.lesions))).astype(np.uint8)
+        lesions = sitk.GetArrayFromImage(_read_label(case.lesions, grid)).astype(np.uint8)
+    if lungs is not None and lesions is not None and lungs.shape != lesions.shape:
+        raise LunglesionError(
+            ErrorCode.LABEL_GRID_MISMATCH,
+            f"{case.name}: the lung and lesion label files have different sizes ({lungs.shape} and {lesions.shape})",
+        )
     if case.label is not None:
         if label_map is None:
             raise LunglesionError(
                 ErrorCode.CONFIG_INVALID,
                 f"{case.label.name}: a single label file needs --label-map to say what values mean",
             )
-        label_image = sitk.ReadImage(str(case.label))
+        label_image = _read_label(case.label, grid)
         array = sitk.GetArrayFromImage(label_image)
         if label_map.has(Meaning.RIGHT_LUNG) or label_map.has(Meaning.LEFT_LUNG) or label_map.has(Meaning.LUNG):
             lungs = np.zeros(array.shape, np.uint8)
@@ -194,7 +250,7 @@ def read_reference(
         shape = (lungs if lungs is not None else lesions).shape  # type: ignore[union-attr]
         ignore = np.zeros(shape, bool)
     if case.ignore is not None:
-        extra = sitk.GetArrayFromImage(sitk.ReadImage(str(case.ignore)))
+        extra = sitk.GetArrayFromImage(_read_label(case.ignore, grid))
         if extra.shape != ignore.shape:
             raise LunglesionError(
                 ErrorCode.CONFIG_INVALID,

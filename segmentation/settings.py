@@ -108,8 +108,8 @@ class TrainingSettings(SettingsModel):
 
     @model_validator(mode="after")
     def _crop_multiple(self) -> TrainingSettings:
-        if any(v % 16 for v in self.crop):
-            raise ValueError("crop sizes must be multiples of 16 (the network's stride)")
+        if any(v <= 0 or v % 16 for v in self.crop):
+            raise ValueError("crop sizes must be positive multiples of 16 (the network's stride)")
         return self
 
 

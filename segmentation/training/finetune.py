@@ -32,7 +32,7 @@ def build_user_cache(labels_dir: Path, label_map: LabelMap | None, *, cache_dir:
         raise LunglesionError(ErrorCode.INPUT_NOT_FOUND, f"no image/label pairs found in {labels_dir}")
     digest = hashlib.sha256()
     for case in cases:
-        for path in (case.image, case.lungs, case.lesions, case.label):
+        for path in (case.image, case.lungs, case.lesions, case.label, case.ignore):
             if path is not None:
                 stat = path.stat()
                 digest.update(f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}".encode())
@@ -44,11 +44,17 @@ def build_user_cache(labels_dir: Path, label_map: LabelMap | None, *, cache_dir:
     records = []
     for index, case in enumerate(cases):
         image = sitk.ReadImage(str(case.image))
-        lungs, lesions, ignore = read_reference(case, label_map)
+        lungs, lesions, ignore = read_reference(case, label_map, grid=image)
         if lungs is None:
             raise LunglesionError(
                 ErrorCode.CONFIG_INVALID,
                 f"{case.name}: fine-tuning needs lung labels (right_lung/left_lung or lung in the label map)",
+            )
+        if not lungs.any():
+            raise LunglesionError(
+                ErrorCode.CONFIG_INVALID,
+                f"{case.name}: no voxel carries a lung value of the label map (the model would learn that there "
+                "is no lung); check the label map against the values in the label file",
             )
         hu, canon = canonical_array(image, dtype=np.float32)
         np.clip(hu, -1024.0, 3071.0, out=hu)

@@ -51,3 +51,17 @@ def test_bad_training_weights_are_refused(tmp_path, text, message):
     with pytest.raises(ConfigError) as raised:
         load_settings(path)
     assert message in raised.value.message
+
+
+def test_a_crop_of_zero_is_refused(tmp_path):
+    path = tmp_path / "overlay.yaml"
+    path.write_text("segmentation:\n  training:\n    crop: [0, 0]\n")
+    with pytest.raises(ConfigError, match="positive multiples of 16"):
+        load_settings(path)
+
+
+def test_a_configuration_file_that_is_not_utf8_is_a_config_error(tmp_path):
+    path = tmp_path / "overlay.yaml"
+    path.write_bytes(b"\xff\xfesegmentation: {}\n")
+    with pytest.raises(ConfigError, match="not a UTF-8 text file"):
+        load_settings(path)

@@ -1,0 +1,125 @@
+"""Users' reference labels and images that cannot be scored or learnt from as they are."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from pipeline.cli.main import main
+from pipeline.errors import ErrorCode, LunglesionError, SegmentationError
+from segmentation import segment
+from segmentation.labelmap import LabelMap, find_cases, read_reference
+from segmentation.synth.phantom import make_phantom
+
+
+def _case(folder, name, phantom, *, lungs: sitk.Image | None = None):
+    sitk.WriteImage(phantom.image(), str(folder / f"{name}_ct.nii.gz"))
+    sitk.WriteImage(lungs if lungs is not None else phantom.lung_image(), str(folder / f"{name}_lungs.nii.gz"))
+
+
+def test_a_flipped_label_is_refused_not_scored_against_the_wrong_side(tmp_path):
+    phantom = make_phantom(seed=11)
+    # The same voxels in space, stored the other way round (another direction matrix): read as
+    # an array it puts the right lung where the left one is.
+    flipped = sitk.Flip(phantom.lung_image(), [True, False, False])
+    _case(tmp_path, "p1", phantom, lungs=flipped)
+    (case,) = find_cases(tmp_path)
+    with pytest.raises(LunglesionError) as caught:
+        read_reference(case, None, grid=phantom.image())
+    assert caught.value.code is ErrorCode.LABEL_GRID_MISMATCH
+    assert "direction" in caught.value.message
+
+
+def test_a_label_of_another_size_fails_its_case_and_the_others_are_scored(tmp_path):
+    cases = tmp_path / "cases"
+    cases.mkdir()
+    good = make_phantom(seed=12)
+    _case(cases, "a", good)
+    bad = make_phantom(seed=13)
+    short = sitk.GetArrayFromImage(bad.lung_image())[:-1]  # one slice fewer than the CT
+    label = sitk.GetImageFromArray(short)
+    label.SetSpacing(bad.lung_image().GetSpacing())
+    label.SetOrigin(bad.lung_image().GetOrigin())
+    _case(cases, "b", bad, lungs=label)
+    out = tmp_path / "out"
+    code = main(["evaluate", str(cases), "--out", str(out), "--method", "classical", "--log-level", "ERROR"])
+    assert code == 3
+    with open(out / "evaluation.csv", newline="") as handle:
+        rows = {r["case"]: r for r in csv.DictReader(handle)}
+    assert rows["a"]["status"] == "ok" and float(rows["a"]["dice_right_lung"]) > 0.98
+    assert rows["b"]["status"] == ErrorCode.LABEL_GRID_MISMATCH.value
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('{"right_lung": 1, "left_lung": 1}', "two meanings"),
+        ('{"ggo": [3], "ignore": [3]}', "two meanings"),
+        ('{"lung": [], "ggo": []}', "maps no label values"),
+    ],
+)
+def test_contradictory_or_empty_label_maps_are_refused(tmp_path, text, message):
+    path = tmp_path / "map.json"
+    path.write_text(text)
+    with pytest.raises(LunglesionError, match=message) as caught:
+        LabelMap.read(path)
+    assert caught.value.code is ErrorCode.CONFIG_INVALID
+
+
+def test_fine_tuning_refuses_labels_whose_values_the_map_does_not_name(tmp_path):
+    from segmentation.training.finetune import build_user_cache
+    from segmentation.weights import read_description
+
+    user = tmp_path / "user"
+    user.mkdir()
+    phantom = make_phantom(shape=(12, 64, 64), spacing_zyx=(5.0, 3.0, 3.0), seed=14)
+    sitk.WriteImage(phantom.image(), str(user / "c_ct.nii.gz"))
+    sitk.WriteImage(phantom.lung_image(), str(user / "c_label.nii.gz"))  # values 1 and 2
+    (tmp_path / "map.json").write_text(json.dumps({"right_lung": 5, "left_lung": 6}))
+    params = read_description(None).preprocessing
+    with pytest.raises(LunglesionError, match="no voxel carries a lung value") as caught:
+        build_user_cache(user, LabelMap.read(tmp_path / "map.json"), cache_dir=tmp_path / "cache", params=params)
+    assert caught.value.code is ErrorCode.CONFIG_INVALID
+
+
+def test_fine_tuning_refuses_a_label_off_the_image_grid(tmp_path):
+    from segmentation.training.finetune import build_user_cache
+    from segmentation.weights import read_description
+
+    user = tmp_path / "user"
+    user.mkdir()
+    phantom = make_phantom(shape=(12, 64, 64), spacing_zyx=(5.0, 3.0, 3.0), seed=15)
+    sitk.WriteImage(phantom.image(), str(user / "c_ct.nii.gz"))
+    narrow = sitk.GetArrayFromImage(phantom.lung_image())[:, :, :-2]
+    label = sitk.GetImageFromArray(narrow)
+    label.SetSpacing(phantom.image().GetSpacing())
+    label.SetOrigin(phantom.image().GetOrigin())
+    sitk.WriteImage(label, str(user / "c_lungs.nii.gz"))
+    with pytest.raises(LunglesionError) as caught:
+        build_user_cache(user, None, cache_dir=tmp_path / "cache", params=read_description(None).preprocessing)
+    assert caught.value.code is ErrorCode.LABEL_GRID_MISMATCH
+
+
+def test_segment_refuses_nan_voxels():
+    phantom = make_phantom(seed=16)
+    array = sitk.GetArrayFromImage(phantom.image()).astype(np.float32)
+    array[3, 20, 20] = np.nan
+    image = sitk.GetImageFromArray(array)
+    image.CopyInformation(phantom.image())
+    with pytest.raises(SegmentationError, match="NaN") as caught:
+        segment(image, device="cpu")
+    assert caught.value.code is ErrorCode.SEGMENTATION_FAILED
+
+
+def test_segment_says_when_values_are_not_hounsfield_units():
+    phantom = make_phantom(seed=17)
+    stored = sitk.GetArrayFromImage(phantom.image()).astype(np.int32) + 1024  # raw stored values, not rescaled
+    image = sitk.GetImageFromArray(np.clip(stored, 0, 65535).astype(np.uint16))
+    image.CopyInformation(phantom.image())
+    with pytest.raises(SegmentationError, match="not Hounsfield units") as caught:
+        segment(image, device="cpu")
+    assert caught.value.code is ErrorCode.NO_LUNG_FOUND
