@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -122,14 +123,14 @@ def _check_image(image: sitk.Image) -> None:
     if min(image.GetSize()) < 1 or min(image.GetSpacing()) <= 0:
         raise SegmentationError(ErrorCode.SEGMENTATION_FAILED, "the image has an empty size or a non-positive spacing")
     values = sitk.GetArrayViewFromImage(image)
-    if np.issubdtype(values.dtype, np.floating):
+    lowest = float(values.min())  # one pass, no temporary; NaN propagates through min
+    if math.isnan(lowest):
         n_nan = int(np.count_nonzero(np.isnan(values)))
-        if n_nan:
-            raise SegmentationError(
-                ErrorCode.SEGMENTATION_FAILED,
-                f"{n_nan} voxels are not a number (NaN); replace them (e.g. by -1024 HU outside the scan) first",
-            )
-    if float(values.min()) > AIR_CHECK_HU:
+        raise SegmentationError(
+            ErrorCode.SEGMENTATION_FAILED,
+            f"{n_nan} voxels are not a number (NaN); replace them (e.g. by -1024 HU outside the scan) first",
+        )
+    if lowest > AIR_CHECK_HU:
         # No air at all: no lung to find, or values that are not Hounsfield units (stored pixel
         # values without RescaleSlope/Intercept start at 0, not at -1024).
         raise SegmentationError(
