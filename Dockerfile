@@ -33,7 +33,7 @@ RUN python3 -m venv /opt/venv \
     && pip install --index-url "${TORCH_INDEX_URL}" ${TORCH_PIP_ARGS} "torch==${TORCH_VERSION}"
 
 WORKDIR /opt/lunglesion
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE ./
 COPY configs ./configs
 COPY pipeline ./pipeline
 COPY segmentation ./segmentation

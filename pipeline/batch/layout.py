@@ -21,6 +21,7 @@ from pathlib import Path
 
 from pipeline.batch.outputs import OutputFormat
 from pipeline.outputs.nifti import bids_stem, mask_path
+from pipeline.outputs.qc import thumbnail_path
 
 RUN_JSON = "run.json"
 INDEX_CSV = "index.csv"
@@ -62,6 +63,14 @@ class ScanPaths:
             qc_picture=out_dir / QC_DIR / f"{stem}.png",
             stem=stem,
         )
+
+    @property
+    def qc_thumbnail(self) -> Path:
+        return thumbnail_path(self.qc_picture)
+
+    def every_output_file(self) -> list[Path]:
+        """Every per-scan output file a run may have written for this scan (any format)."""
+        return [mask_path(self.mask_dir, self.stem), self.seg_file, self.qc_picture, self.qc_thumbnail]
 
     def output_files(self, formats: tuple[OutputFormat, ...], *, dicom_source: bool) -> list[Path]:
         """The per-scan files that ``formats`` ask for (no DICOM SEG for a volume-file source)."""

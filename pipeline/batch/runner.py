@@ -126,6 +126,10 @@ def _log_removed(count: int) -> None:
         log.info("removed %d temporary file(s) left by an interrupted run", count)
 
 
+#: DICOM free text copied into tables: a patient identifier typed into it is replaced too.
+FREE_TEXT_COLUMNS = ("series_description", "study_description")
+
+
 def _names_any(name: str, candidates: list[SeriesCandidate]) -> bool:
     """Whether a path names one of the candidates' scans (every per-scan file holds its scan id)."""
     return any(c.scan_id in name for c in candidates)
@@ -199,7 +203,12 @@ def _crash_outcome(task: ScanTask, crash: TaskCrash) -> ScanOutcome:
     meta = candidate.metadata(size=candidate.size or (0, 0, 0), spacing=candidate.spacing or (0.0, 0.0, 0.0))
     record = format_record(
         scan_record(
-            replace(meta, patient_id=task.record_patient_id),
+            replace(
+                meta,
+                patient_id=task.record_patient_id,
+                series_description=task.redact(meta.series_description),
+                study_description=task.redact(meta.study_description),
+            ),
             metrics=None,
             status=ScanStatus.FAILED,
             error_code=crash.code,
@@ -292,7 +301,9 @@ class BatchRun:
             # sees every scan that any part finished.
             records, stale = self._current_records(selected, model_sha=model_sha)
             for record in records:  # (results of runs made before --pseudonymize was given, too)
-                record["error_message"] = self.identity.redact(record.get("error_message", ""))
+                for column in FREE_TEXT_COLUMNS + ("error_message",):
+                    if column in record:
+                        record[column] = self.identity.redact(record[column])
             error_rows = self._write_index_and_errors(records)
             self._write_reports(records)
             n_ok = sum(1 for r in records if r.get("status") == "ok")
@@ -363,7 +374,9 @@ class BatchRun:
                     device=self.options.device,
                     torch_threads=_torch_threads(self.options.workers),
                     pseudonymize=self.identity.pseudonymized,
-                    caption_title=f"{paths.stem}  ({candidate.series_description or 'no description'})",
+                    caption_title=self.identity.redact(
+                        f"{paths.stem}  ({candidate.series_description or 'no description'})"
+                    ),
                     log_level=self.options.log_level,
                     log_phi=self.options.log_phi,
                     redactions=self.identity.scan_redactions(candidate),
@@ -443,7 +456,9 @@ class BatchRun:
         rows = index_rows(index)
         for row in rows:
             row["patient_id"] = identity.record_patient_id(row["patient_id"])
-            row["source_path"] = identity.redact(row["source_path"])
+            for column in FREE_TEXT_COLUMNS + ("source_path", "reason"):
+                if column in row:
+                    row[column] = identity.redact(row[column])
         write_rows(self.out_dir / layout.INDEX_CSV, INDEX_COLUMNS, rows)
         skipped = [
             {"path": identity.redact(i.path), "error_code": i.code.value, "reason": identity.redact(i.message)}
@@ -517,7 +532,7 @@ class BatchRun:
                 QCEntry(
                     title=paths.stem,
                     picture=paths.qc_picture,
-                    thumbnail=paths.qc_picture.with_name(f"{paths.qc_picture.stem}_thumb.png"),
+                    thumbnail=paths.qc_thumbnail,
                     numbers=numbers,
                     status=record.get("status", "ok"),
                 )

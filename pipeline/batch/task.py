@@ -208,9 +208,12 @@ def process_scan(task: ScanTask, *, settings: Settings) -> ScanOutcome:
     }
     metrics = None
     code, message = "", ""
-    # A recompute overwrites the scan's outputs one by one: the old marker goes first, so a run
-    # killed half-way leaves a scan that the next run recomputes, never old marker + new files.
+    # A recompute replaces the scan's outputs: the old marker goes first, so a run killed half-way
+    # leaves a scan that the next run recomputes, never old marker + new files; then the old
+    # files, so a scan that now fails shows no mask or picture of an earlier configuration.
     task.paths.done_json.unlink(missing_ok=True)
+    for old in task.paths.every_output_file():
+        old.unlink(missing_ok=True)
     try:
         metrics = _run_stages(task, settings=settings, seconds=seconds, progress=progress)
     except LunglesionError as exc:
@@ -230,7 +233,13 @@ def process_scan(task: ScanTask, *, settings: Settings) -> ScanOutcome:
         message = f"unexpected {type(exc).__name__} in stage '{progress['stage']}': {exc}"
     message = task.redact(message)
     status = ScanStatus.FAILED if code else ScanStatus.OK
-    meta = replace(progress["meta"], patient_id=task.record_patient_id)
+    meta = progress["meta"]
+    meta = replace(
+        meta,
+        patient_id=task.record_patient_id,
+        series_description=task.redact(meta.series_description),
+        study_description=task.redact(meta.study_description),
+    )
     model_id, model_sha = progress["model"]
     record = scan_record(
         meta,

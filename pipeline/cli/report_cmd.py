@@ -40,6 +40,12 @@ def register(subparsers: argparse._SubParsersAction, parents: list[argparse.Argu
     parser.add_argument("--cohort", type=Path, metavar="FILE", help="cohort CSV file (treatment events per patient)")
     parser.add_argument("--out", type=Path, metavar="DIR", help="write the tables here (default: RESULTS_DIR)")
     parser.add_argument("--no-plots", action="store_true", help="write the tables only, no PNG plots")
+    parser.add_argument(
+        "--pseudonymize",
+        type=Path,
+        metavar="SECRET_FILE",
+        help="the secret the run was pseudonymised with: the cohort file's IDs are replaced by the same pseudonyms",
+    )
     parser.set_defaults(func=run)
 
 
@@ -57,6 +63,8 @@ def run(args: argparse.Namespace) -> int:
             ErrorCode.INPUT_NOT_FOUND, f"{scans_csv}: not found (is RESULTS_DIR a run's output folder?)"
         )
     cohort = read_cohort(args.cohort) if args.cohort is not None else None
+    if cohort is not None:
+        cohort = _as_in_run(cohort, results_dir=args.results_dir, secret=args.pseudonymize)
     try:
         records = load_scan_records(scans_csv)
         paths = write_reports(
@@ -71,3 +79,30 @@ def run(args: argparse.Namespace) -> int:
         return int(ExitCode.USAGE)
     print(f"wrote {paths.scans_csv}, {paths.cohort_summary_csv} and {len(paths.patient_csvs)} patient table(s)")
     return int(ExitCode.OK)
+
+
+def _as_in_run(cohort, *, results_dir: Path, secret: Path | None):  # noqa: ANN001, ANN202 - pipeline.cohort.Cohort
+    """The cohort with the run's pseudonyms in place of its IDs when the run was pseudonymised.
+
+    A pseudonymised run's tables hold ``sub...`` pseudonyms; linking them with the cohort file's
+    own IDs would link nothing and write those IDs into the new tables, so that needs the secret.
+    """
+    import json
+
+    from pipeline.batch.identity import PatientIdentity
+    from pipeline.batch.runner import _pseudonymizer
+
+    run_json = results_dir / "run.json"
+    try:
+        pseudonymized = bool(json.loads(run_json.read_text(encoding="utf-8")).get("pseudonymized"))
+    except (OSError, ValueError, AttributeError):
+        pseudonymized = False  # tables written by the library or an older version: as given
+    if secret is None:
+        if pseudonymized:
+            raise LunglesionError(
+                ErrorCode.CONFIG_INVALID,
+                f"{run_json}: the run was pseudonymised; give the same --pseudonymize SECRET_FILE so that "
+                "the cohort file's IDs become the pseudonyms of the tables",
+            )
+        return cohort
+    return PatientIdentity(cohort=cohort, pseudonymizer=_pseudonymizer(secret)).cohort()

@@ -85,6 +85,12 @@ class QCPicture:
     thumbnail: Path
 
 
+def thumbnail_path(picture: Path) -> Path:
+    """Where :func:`render_qc` puts the thumbnail of ``picture``: ``<stem>_thumb.png`` beside it."""
+    picture = Path(picture)
+    return picture.with_name(f"{picture.stem}_thumb.png")
+
+
 def render_qc(
     ct: sitk.Image,
     segmentation: LungSegmentation,
@@ -122,29 +128,31 @@ def render_qc(
     axial = _axial_indices(lungs, N_AXIAL)
     coronal = _coronal_index(lungs)
     fig = plt.figure(figsize=(4 * (len(axial) + 1.3), 5.2), dpi=100)
-    grid = fig.add_gridspec(1, len(axial) + 1, width_ratios=[1] * len(axial) + [1.3], wspace=0.02)
-    for column, k in enumerate(axial):
-        ax = fig.add_subplot(grid[0, column])
-        _overlay(ax, ct_arr[k], lungs[k], lesions[k], aspect=sy / sx, lower=False)
-        ax.set_title(f"axial {k + 1}/{ct_arr.shape[0]}", fontsize=9)
-    ax = fig.add_subplot(grid[0, len(axial)])
-    _overlay(ax, ct_arr[:, coronal, :], lungs[:, coronal, :], lesions[:, coronal, :], aspect=sz / sx, lower=True)
-    ax.set_title("coronal", fontsize=9)
-    legend = [
-        Line2D([0], [0], color=COLORS["right"], label="right lung"),
-        Line2D([0], [0], color=COLORS["left"], label="left lung"),
-        Patch(color=COLORS["ggo"], alpha=0.6, label="GGO"),
-        Patch(color=COLORS["consolidation"], alpha=0.6, label="consolidation"),
-    ]
-    fig.legend(handles=legend, loc="lower right", ncol=4, fontsize=9, frameon=False)
-    fig.text(0.01, 0.02, caption, fontsize=10, family="monospace", va="bottom")
-    fig.subplots_adjust(left=0.005, right=0.995, top=0.93, bottom=0.12)
+    try:
+        grid = fig.add_gridspec(1, len(axial) + 1, width_ratios=[1] * len(axial) + [1.3], wspace=0.02)
+        for column, k in enumerate(axial):
+            ax = fig.add_subplot(grid[0, column])
+            _overlay(ax, ct_arr[k], lungs[k], lesions[k], aspect=sy / sx, lower=False)
+            ax.set_title(f"axial {k + 1}/{ct_arr.shape[0]}", fontsize=9)
+        ax = fig.add_subplot(grid[0, len(axial)])
+        _overlay(ax, ct_arr[:, coronal, :], lungs[:, coronal, :], lesions[:, coronal, :], aspect=sz / sx, lower=True)
+        ax.set_title("coronal", fontsize=9)
+        legend = [
+            Line2D([0], [0], color=COLORS["right"], label="right lung"),
+            Line2D([0], [0], color=COLORS["left"], label="left lung"),
+            Patch(color=COLORS["ggo"], alpha=0.6, label="GGO"),
+            Patch(color=COLORS["consolidation"], alpha=0.6, label="consolidation"),
+        ]
+        fig.legend(handles=legend, loc="lower right", ncol=4, fontsize=9, frameon=False)
+        fig.text(0.01, 0.02, caption, fontsize=10, family="monospace", va="bottom")
+        fig.subplots_adjust(left=0.005, right=0.995, top=0.93, bottom=0.12)
 
-    destination = Path(destination)
-    thumbnail = destination.with_name(f"{destination.stem}_thumb.png")
-    with atomic_path(destination) as tmp:
-        fig.savefig(tmp, format="png", facecolor="white")
-    plt.close(fig)
+        destination = Path(destination)
+        thumbnail = thumbnail_path(destination)
+        with atomic_path(destination) as tmp:
+            fig.savefig(tmp, format="png", facecolor="white")
+    finally:
+        plt.close(fig)  # also when drawing or writing fails: a worker renders many scans
     with Image.open(destination) as picture:
         ratio = THUMBNAIL_WIDTH / picture.width
         small = picture.resize((THUMBNAIL_WIDTH, max(1, round(picture.height * ratio))), Image.Resampling.LANCZOS)
@@ -173,12 +181,15 @@ def write_qc_index(entries: Sequence[QCEntry], *, destination: Path, title: str 
         numbers = "".join(
             f"<tr><th>{html.escape(name)}</th><td>{html.escape(value)}</td></tr>" for name, value in entry.numbers
         )
-        picture = html.escape(_relative(entry.picture, base))
-        thumb = html.escape(_relative(entry.thumbnail, base))
+        if Path(entry.thumbnail).is_file():
+            picture = html.escape(_relative(entry.picture, base))
+            thumb = html.escape(_relative(entry.thumbnail, base))
+            shown = f'<a href="{picture}"><img src="{thumb}" alt="QC picture" loading="lazy"></a>'
+        else:  # a failed scan has no picture
+            shown = "<p>no QC picture</p>"
         cards.append(
             f'<div class="card {html.escape(entry.status)}"><h2>{html.escape(entry.title)}</h2>'
-            f'<a href="{picture}"><img src="{thumb}" alt="QC picture" loading="lazy"></a>'
-            f"<table>{numbers}</table></div>"
+            f"{shown}<table>{numbers}</table></div>"
         )
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>

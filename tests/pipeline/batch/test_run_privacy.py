@@ -16,6 +16,7 @@ from tests.pipeline.batch.conftest import (
     NAME_EVIL,
     finished_run,
     read_csv,
+    run_cli,
 )
 
 #: Every spelling of an original identifier that must not survive pseudonymisation: the IDs,
@@ -72,6 +73,48 @@ def test_pseudonymized_outputs_hold_no_original_identifier_anywhere(tmp_path, re
     # same secret gives the same pseudonyms in every run (runs can be resumed and merged).
     keyed = Pseudonymizer.from_file(secret)
     assert pseudonyms == {keyed(COHORT_ID_A), keyed(DICOM_ID_EVIL)}
+
+    # Rebuilding the tables with the (raw) cohort file needs the same secret, and then links the
+    # same way and writes no raw ID either.
+    refused = run_cli("report", out, "--cohort", reference_input.cohort)
+    assert refused.returncode == 2 and "--pseudonymize" in refused.stderr
+    rebuilt = run_cli("report", out, "--cohort", reference_input.cohort, "--pseudonymize", secret)
+    assert rebuilt.returncode == 0, rebuilt.stderr[-3000:]
+    assert sorted(r["phase"] for r in read_csv(out / "scans.csv") if r["phase"]) == ["baseline", "follow_up"]
+    for path in (p for p in out.rglob("*") if p.is_file()):
+        assert not _leaks(path.relative_to(out).as_posix().encode()) and not _leaks(path.read_bytes()), path
+
+
+def test_an_identifier_typed_into_the_series_description_is_pseudonymized_too(tmp_path, session_anatomy):
+    from pipeline.batch.runner import BatchRun, RunOptions
+    from pipeline.config import load_settings
+    from pipeline.ingest import index_inputs
+    from pipeline.synthetic import Patient, Series, write_ct_series
+
+    phantom = session_anatomy.render(lesion_pct=5.0, consolidation_fraction=0.25, noise_seed=7)
+    root = tmp_path / "export"
+    write_ct_series(
+        root,
+        phantom.hu,
+        geometry=phantom.geometry,
+        patient=Patient(patient_id=DICOM_ID_A, name=NAME_A),
+        series=Series(series_number=2, description=f"CHEST {DICOM_ID_A} B30f", slice_thickness=5.0),
+    )
+    secret = tmp_path / "secret.key"
+    secret.write_text("yet another long enough secret for the test\n")
+    out = tmp_path / "out"
+    run = finished_run(out, root, "--pseudonymize", secret)
+    assert run.returncode == 0, run.stderr[-3000:]
+    for path in (p for p in out.rglob("*") if p.is_file()):
+        assert not _leaks(path.read_bytes()), (path.relative_to(out), _leaks(path.read_bytes()))
+    (row,) = read_csv(out / "scans.csv")
+    assert row["series_description"] == f"CHEST {Pseudonymizer.from_file(secret)(DICOM_ID_A)} B30f"
+    # The QC caption (drawn as pixels, so not found by a byte search) is built from the same text.
+    options = RunOptions(inputs=(root,), out_dir=tmp_path / "plan", pseudonymize_secret=secret)
+    batch = BatchRun(options, settings=load_settings())
+    batch.index = index_inputs([root], settings=batch.settings)
+    (task,), _ = batch._plan(list(batch.index.selected), model_sha="")
+    assert DICOM_ID_A not in task.caption_title and "CHEST sub" in task.caption_title
 
 
 def test_logs_carry_no_identifier_by_default(reference_run):

@@ -191,8 +191,11 @@ def test_a_recompute_drops_the_old_done_marker_before_it_overwrites_any_output(
         raise LunglesionError(ErrorCode.SEGMENTATION_FAILED, "stopped here")
 
     monkeypatch.setattr(task_module, "_run_stages", first_stage_dies)
+    old_outputs = tasks[0].paths.every_output_file()
+    assert all(path.is_file() for path in old_outputs)  # mask, SEG, QC picture and thumbnail
     outcome = task_module.process_scan(tasks[0], settings=run.settings)
     assert seen == [False]
+    assert not any(path.exists() for path in old_outputs)  # a scan that now fails shows no old picture
     assert outcome.status == "failed"
     assert json.loads(tasks[0].paths.done_json.read_text())["status"] == "failed"
 

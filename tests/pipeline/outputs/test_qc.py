@@ -25,11 +25,27 @@ def test_qc_index_links_every_scan_and_escapes_text(tmp_path):
         QCEntry(title="sub-a <b>", picture=qc / "a.png", thumbnail=qc / "a_thumb.png", numbers=[("lesion %", "1.0")]),
         QCEntry(title="sub-b", picture=qc / "b.png", thumbnail=qc / "b_thumb.png", numbers=[], status="failed"),
     ]
+    qc.mkdir()
+    (qc / "a_thumb.png").write_bytes(b"")  # the ok scan has its pictures, the failed one none
     page = write_qc_index(entries, destination=qc / "index.html").read_text()
-    assert 'href="a.png"' in page and 'src="b_thumb.png"' in page
+    assert 'href="a.png"' in page and 'src="a_thumb.png"' in page
+    assert "b_thumb.png" not in page and "no QC picture" in page  # no broken image for the failed scan
     assert "sub-a &lt;b&gt;" in page and "sub-a <b>" not in page
     assert 'class="card failed"' in page
     assert Path(qc / "index.html").exists()
+
+
+def test_a_failed_qc_write_leaves_no_open_figure(tmp_path, case):
+    import matplotlib.pyplot as plt
+    import pytest
+
+    ct, seg = case
+    blocker = tmp_path / "qc"
+    blocker.write_text("a file where the folder should be")
+    before = set(plt.get_fignums())
+    with pytest.raises(OSError):
+        render_qc(ct, seg, caption="x", destination=blocker / "scan.png")
+    assert set(plt.get_fignums()) == before
 
 
 def test_lung_outlines_lie_over_the_lung_in_both_view_orientations():
