@@ -70,37 +70,41 @@ def test_contradictory_or_empty_label_maps_are_refused(tmp_path, text, message):
     assert caught.value.code is ErrorCode.CONFIG_INVALID
 
 
-def test_fine_tuning_refuses_labels_whose_values_the_map_does_not_name(tmp_path):
+def _user_folder(tmp_path, *, seed: int):
+    """A fine-tuning folder holding one CT (``c_ct.nii.gz``); the test writes its label."""
+    user = tmp_path / "user"
+    user.mkdir()
+    phantom = make_phantom(shape=(12, 64, 64), spacing_zyx=(5.0, 3.0, 3.0), seed=seed)
+    sitk.WriteImage(phantom.image(), str(user / "c_ct.nii.gz"))
+    return user, phantom
+
+
+def _build_cache(tmp_path, user, label_map):
     from segmentation.training.finetune import build_user_cache
     from segmentation.weights import read_description
 
-    user = tmp_path / "user"
-    user.mkdir()
-    phantom = make_phantom(shape=(12, 64, 64), spacing_zyx=(5.0, 3.0, 3.0), seed=14)
-    sitk.WriteImage(phantom.image(), str(user / "c_ct.nii.gz"))
+    params = read_description(None).preprocessing
+    return build_user_cache(user, label_map, cache_dir=tmp_path / "cache", params=params)
+
+
+def test_fine_tuning_refuses_labels_whose_values_the_map_does_not_name(tmp_path):
+    user, phantom = _user_folder(tmp_path, seed=14)
     sitk.WriteImage(phantom.lung_image(), str(user / "c_label.nii.gz"))  # values 1 and 2
     (tmp_path / "map.json").write_text(json.dumps({"right_lung": 5, "left_lung": 6}))
-    params = read_description(None).preprocessing
     with pytest.raises(LunglesionError, match="no voxel carries a lung value") as caught:
-        build_user_cache(user, LabelMap.read(tmp_path / "map.json"), cache_dir=tmp_path / "cache", params=params)
+        _build_cache(tmp_path, user, LabelMap.read(tmp_path / "map.json"))
     assert caught.value.code is ErrorCode.CONFIG_INVALID
 
 
 def test_fine_tuning_refuses_a_label_off_the_image_grid(tmp_path):
-    from segmentation.training.finetune import build_user_cache
-    from segmentation.weights import read_description
-
-    user = tmp_path / "user"
-    user.mkdir()
-    phantom = make_phantom(shape=(12, 64, 64), spacing_zyx=(5.0, 3.0, 3.0), seed=15)
-    sitk.WriteImage(phantom.image(), str(user / "c_ct.nii.gz"))
+    user, phantom = _user_folder(tmp_path, seed=15)
     narrow = sitk.GetArrayFromImage(phantom.lung_image())[:, :, :-2]
     label = sitk.GetImageFromArray(narrow)
     label.SetSpacing(phantom.image().GetSpacing())
     label.SetOrigin(phantom.image().GetOrigin())
     sitk.WriteImage(label, str(user / "c_lungs.nii.gz"))
     with pytest.raises(LunglesionError) as caught:
-        build_user_cache(user, None, cache_dir=tmp_path / "cache", params=read_description(None).preprocessing)
+        _build_cache(tmp_path, user, None)
     assert caught.value.code is ErrorCode.LABEL_GRID_MISMATCH
 
 
