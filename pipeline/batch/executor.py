@@ -83,7 +83,10 @@ def dask_client(options: ExecutionOptions) -> Iterator[Any]:
                 n_workers=options.workers,
                 threads_per_worker=1,
                 processes=True,
-                dashboard_address=None,
+                # None does not turn the scheduler's HTTP server off (dask/distributed#8136, #7207):
+                # it binds 127.0.0.1:8787 and warns when a second run finds that port taken. A free
+                # port on the loopback interface never clashes and is not reachable from elsewhere.
+                dashboard_address="127.0.0.1:0",
                 memory_limit=options.memory_limit or 0,
                 silence_logs=logging.ERROR,
             ) as cluster,
