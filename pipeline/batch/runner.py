@@ -109,7 +109,7 @@ def _check_inputs(options: RunOptions) -> None:
         )
 
 
-def _pseudonymizer(secret: Path) -> Pseudonymizer:
+def pseudonymizer_from_file(secret: Path) -> Pseudonymizer:
     """The keyed hash of ``--pseudonymize SECRET_FILE``; a missing or weak secret is a usage error."""
     try:
         return Pseudonymizer.from_file(secret)
@@ -263,7 +263,8 @@ class BatchRun:
         self.started_at, self._t0 = utc_now(), time.perf_counter()
         cohort = read_cohort(options.cohort) if options.cohort else None
         secret = options.pseudonymize_secret
-        self.identity = PatientIdentity(cohort=cohort, pseudonymizer=_pseudonymizer(secret) if secret else None)
+        pseudonymizer = pseudonymizer_from_file(secret) if secret else None
+        self.identity = PatientIdentity(cohort=cohort, pseudonymizer=pseudonymizer)
         self.out_dir = Path(options.out_dir)
         self.index: IndexResult | None = None
 

@@ -12,9 +12,13 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pipeline.errors import ErrorCode, LunglesionError
 from pipeline.exit_codes import ExitCode
+
+if TYPE_CHECKING:
+    from pipeline.cohort.model import Cohort
 
 DESCRIPTION = """\
 Rebuild scans.csv, cohort_summary.csv, patients/<patient>.csv, patients/<patient>_events.csv and
@@ -81,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     return int(ExitCode.OK)
 
 
-def _as_in_run(cohort, *, results_dir: Path, secret: Path | None):  # noqa: ANN001, ANN202 - pipeline.cohort.Cohort
+def _as_in_run(cohort: Cohort, *, results_dir: Path, secret: Path | None) -> Cohort:
     """The cohort with the run's pseudonyms in place of its IDs when the run was pseudonymised.
 
     A pseudonymised run's tables hold ``sub...`` pseudonyms; linking them with the cohort file's
@@ -90,7 +94,7 @@ def _as_in_run(cohort, *, results_dir: Path, secret: Path | None):  # noqa: ANN0
     import json
 
     from pipeline.batch.identity import PatientIdentity
-    from pipeline.batch.runner import _pseudonymizer
+    from pipeline.batch.runner import pseudonymizer_from_file
 
     run_json = results_dir / "run.json"
     try:
@@ -105,4 +109,4 @@ def _as_in_run(cohort, *, results_dir: Path, secret: Path | None):  # noqa: ANN0
                 "the cohort file's IDs become the pseudonyms of the tables",
             )
         return cohort
-    return PatientIdentity(cohort=cohort, pseudonymizer=_pseudonymizer(secret)).cohort()
+    return PatientIdentity(cohort=cohort, pseudonymizer=pseudonymizer_from_file(secret)).cohort()
