@@ -68,17 +68,21 @@ class ScanPaths:
     def qc_thumbnail(self) -> Path:
         return thumbnail_path(self.qc_picture)
 
+    def _outputs(self) -> tuple[tuple[OutputFormat, Path], ...]:
+        """Each per-scan output file with the format that writes it."""
+        return (
+            (OutputFormat.NIFTI, mask_path(self.mask_dir, self.stem)),
+            (OutputFormat.SEG, self.seg_file),
+            (OutputFormat.QC, self.qc_picture),
+            (OutputFormat.QC, self.qc_thumbnail),
+        )
+
     def every_output_file(self) -> list[Path]:
         """Every per-scan output file a run may have written for this scan (any format)."""
-        return [mask_path(self.mask_dir, self.stem), self.seg_file, self.qc_picture, self.qc_thumbnail]
+        return [path for _, path in self._outputs()]
 
     def output_files(self, formats: tuple[OutputFormat, ...], *, dicom_source: bool) -> list[Path]:
         """The per-scan files that ``formats`` ask for (no DICOM SEG for a volume-file source)."""
-        files = []
-        if OutputFormat.NIFTI in formats:
-            files.append(mask_path(self.mask_dir, self.stem))
-        if OutputFormat.SEG in formats and dicom_source:
-            files.append(self.seg_file)
-        if OutputFormat.QC in formats:
-            files.append(self.qc_picture)
-        return files
+        return [
+            path for fmt, path in self._outputs() if fmt in formats and (dicom_source or fmt is not OutputFormat.SEG)
+        ]

@@ -130,6 +130,13 @@ def _log_removed(count: int) -> None:
 FREE_TEXT_COLUMNS = ("series_description", "study_description")
 
 
+def _redact_columns(row: dict[str, str], columns: tuple[str, ...], redact: Callable[[str], str]) -> None:
+    """Replace identifiers in the ``columns`` of a table row that has them (in place)."""
+    for column in columns:
+        if column in row:
+            row[column] = redact(row[column])
+
+
 def _names_any(name: str, candidates: list[SeriesCandidate]) -> bool:
     """Whether a path names one of the candidates' scans (every per-scan file holds its scan id)."""
     return any(c.scan_id in name for c in candidates)
@@ -192,8 +199,6 @@ class _Collector:
 
 def _crash_outcome(task: ScanTask, crash: TaskCrash) -> ScanOutcome:
     """Record a scan whose worker died, exactly like a failure inside the worker."""
-    from dataclasses import replace
-
     from metrics.vocabulary import ScanStatus
     from pipeline import __version__
     from pipeline.reports.records import scan_record
@@ -203,12 +208,7 @@ def _crash_outcome(task: ScanTask, crash: TaskCrash) -> ScanOutcome:
     meta = candidate.metadata(size=candidate.size or (0, 0, 0), spacing=candidate.spacing or (0.0, 0.0, 0.0))
     record = format_record(
         scan_record(
-            replace(
-                meta,
-                patient_id=task.record_patient_id,
-                series_description=task.redact(meta.series_description),
-                study_description=task.redact(meta.study_description),
-            ),
+            task.record_meta(meta),
             metrics=None,
             status=ScanStatus.FAILED,
             error_code=crash.code,
@@ -231,8 +231,7 @@ def _crash_outcome(task: ScanTask, crash: TaskCrash) -> ScanOutcome:
 
 
 def _read_result(paths: layout.ScanPaths) -> dict[str, str] | None:
-    if not paths.done_json.exists():
-        return None
+    """The record of a scan whose done-marker the caller has checked (``None`` when unreadable)."""
     try:
         return json.loads(paths.result_json.read_text(encoding="utf-8"))["record"]
     except (OSError, ValueError, KeyError) as exc:
@@ -267,6 +266,8 @@ class BatchRun:
         self.identity = PatientIdentity(cohort=cohort, pseudonymizer=pseudonymizer)
         self.out_dir = Path(options.out_dir)
         self.index: IndexResult | None = None
+        self._config_hash = scan_config_hash(settings)
+        self._fingerprints: dict[str, Fingerprint] = {}
 
     def execute(self) -> RunSummary:
         """Index, plan, compute, then rebuild every table from the results on disk."""
@@ -302,9 +303,7 @@ class BatchRun:
             # sees every scan that any part finished.
             records, stale = self._current_records(selected, model_sha=model_sha)
             for record in records:  # (results of runs made before --pseudonymize was given, too)
-                for column in FREE_TEXT_COLUMNS + ("error_message",):
-                    if column in record:
-                        record[column] = self.identity.redact(record[column])
+                _redact_columns(record, FREE_TEXT_COLUMNS + ("error_message",), self.identity.redact)
             error_rows = self._write_index_and_errors(records)
             self._write_reports(records)
             n_ok = sum(1 for r in records if r.get("status") == "ok")
@@ -353,11 +352,10 @@ class BatchRun:
 
     def _plan(self, candidates: list[SeriesCandidate], *, model_sha: str) -> tuple[list[ScanTask], int]:
         """Tasks for the scans that are not finished with the same fingerprint (all with ``--force``)."""
-        config_hash = scan_config_hash(self.settings)
         tasks, reused = [], 0
         for candidate in candidates:
             paths = self.paths_for(candidate)
-            fingerprint = self._fingerprint(candidate, config_hash=config_hash, model_sha=model_sha)
+            fingerprint = self._fingerprint(candidate, model_sha=model_sha)
             if not self.options.force and is_finished(paths.done_json, fingerprint):
                 dicom = candidate.source_kind is not SourceKind.VOLUME_FILE
                 missing = [f for f in paths.output_files(self.options.formats, dicom_source=dicom) if not f.is_file()]
@@ -387,18 +385,27 @@ class BatchRun:
             log.info("%d scan(s) already finished with the same inputs, config and model: reused", reused)
         return tasks, reused
 
-    def _fingerprint(self, candidate: SeriesCandidate, *, config_hash: str, model_sha: str) -> Fingerprint:
-        """What ``candidate``'s results must have been computed from to count for this run."""
+    def _fingerprint(self, candidate: SeriesCandidate, *, model_sha: str) -> Fingerprint:
+        """What ``candidate``'s results must have been computed from to count for this run.
+
+        Computed once per scan and run (planning and the tables both need it; the input
+        fingerprint stats every file of the series).
+        """
         from pipeline import __version__
 
-        return Fingerprint(
+        cached = self._fingerprints.get(candidate.scan_id)
+        if cached is not None:
+            return cached
+        fingerprint = Fingerprint(
             input_fingerprint=input_fingerprint(Path(f) for f in candidate.files),
-            config_hash=config_hash,
+            config_hash=self._config_hash,
             model_sha256=model_sha,
             pipeline_version=__version__,
             outputs=tuple(f.value for f in self.options.formats),
             subject=self.identity.subject_label(candidate),
         )
+        self._fingerprints[candidate.scan_id] = fingerprint
+        return fingerprint
 
     def _current_records(self, selected: list[SeriesCandidate], *, model_sha: str) -> tuple[list[dict[str, str]], int]:
         """The results on disk computed from this run's inputs, configuration and model.
@@ -407,11 +414,10 @@ class BatchRun:
         with another configuration or model (that part has not recomputed it yet): such a
         result is left out of the tables, like a scan not computed yet, and counted.
         """
-        config_hash = scan_config_hash(self.settings)
         records, stale = [], 0
         for candidate in selected:
             paths = self.paths_for(candidate)
-            expected = self._fingerprint(candidate, config_hash=config_hash, model_sha=model_sha)
+            expected = self._fingerprint(candidate, model_sha=model_sha)
             marker = read_done(paths.done_json)
             if marker is None:
                 continue
@@ -457,9 +463,7 @@ class BatchRun:
         rows = index_rows(index)
         for row in rows:
             row["patient_id"] = identity.record_patient_id(row["patient_id"])
-            for column in FREE_TEXT_COLUMNS + ("source_path", "reason"):
-                if column in row:
-                    row[column] = identity.redact(row[column])
+            _redact_columns(row, FREE_TEXT_COLUMNS + ("source_path", "reason"), identity.redact)
         write_rows(self.out_dir / layout.INDEX_CSV, INDEX_COLUMNS, rows)
         skipped = [
             {"path": identity.redact(i.path), "error_code": i.code.value, "reason": identity.redact(i.message)}

@@ -23,6 +23,7 @@ from pipeline.batch.provenance import utc_now
 from pipeline.config import Settings
 from pipeline.errors import ErrorCode, LunglesionError
 from pipeline.ingest.candidate import SeriesCandidate
+from pipeline.ingest.scan import ScanMetadata
 from pipeline.io.atomic import write_text_atomic
 from pipeline.privacy import replace_identifiers
 
@@ -55,6 +56,15 @@ class ScanTask:
     def redact(self, text: str) -> str:
         """``text`` with this scan's identifiers pseudonymised (no-op without ``--pseudonymize``)."""
         return replace_identifiers(text, self.redactions)
+
+    def record_meta(self, meta: ScanMetadata) -> ScanMetadata:
+        """The scan's metadata as its record shows it: patient ID mapped, identifiers in free text replaced."""
+        return replace(
+            meta,
+            patient_id=self.record_patient_id,
+            series_description=self.redact(meta.series_description),
+            study_description=self.redact(meta.study_description),
+        )
 
 
 @dataclass(frozen=True)
@@ -233,16 +243,9 @@ def process_scan(task: ScanTask, *, settings: Settings) -> ScanOutcome:
         message = f"unexpected {type(exc).__name__} in stage '{progress['stage']}': {exc}"
     message = task.redact(message)
     status = ScanStatus.FAILED if code else ScanStatus.OK
-    meta = progress["meta"]
-    meta = replace(
-        meta,
-        patient_id=task.record_patient_id,
-        series_description=task.redact(meta.series_description),
-        study_description=task.redact(meta.study_description),
-    )
     model_id, model_sha = progress["model"]
     record = scan_record(
-        meta,
+        task.record_meta(progress["meta"]),
         metrics=metrics if not code else None,
         status=status,
         error_code=ErrorCode(code) if code else None,

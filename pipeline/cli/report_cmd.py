@@ -94,9 +94,10 @@ def _as_in_run(cohort: Cohort, *, results_dir: Path, secret: Path | None) -> Coh
     import json
 
     from pipeline.batch.identity import PatientIdentity
+    from pipeline.batch.layout import RUN_JSON
     from pipeline.batch.runner import pseudonymizer_from_file
 
-    run_json = results_dir / "run.json"
+    run_json = results_dir / RUN_JSON
     try:
         pseudonymized = bool(json.loads(run_json.read_text(encoding="utf-8")).get("pseudonymized"))
     except (OSError, ValueError, AttributeError):

@@ -248,7 +248,7 @@ def apply_selection(
         usable = [c for c in members if verdicts[c.scan_id] is None]
         for candidate in members:
             verdict = verdicts[candidate.scan_id]
-            if verdict is not None and candidate.scan_id not in clashes:
+            if verdict is not None:
                 decided[candidate.scan_id] = _refused(candidate, verdict)
         if not usable:
             codes = Counter(verdicts[c.scan_id][0].value for c in members)  # type: ignore[index]

@@ -9,6 +9,7 @@ which the next run removes with :func:`remove_stale_temporaries`.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import tempfile
 from collections.abc import Iterator
@@ -18,21 +19,17 @@ from typing import IO
 TMP_PREFIX = ".tmp-"
 
 
-_UMASK: list[int] = []
-
-
+@functools.cache
 def _umask() -> int:
     """The process umask (read once: ``os.umask`` can only be read by setting it)."""
-    if not _UMASK:
-        try:
-            with open("/proc/self/status", encoding="ascii") as status:
-                line = next(line for line in status if line.startswith("Umask:"))
-            _UMASK.append(int(line.split()[1], 8))
-        except (OSError, StopIteration, ValueError, IndexError):
-            mask = os.umask(0o022)
-            os.umask(mask)
-            _UMASK.append(mask)
-    return _UMASK[0]
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            line = next(line for line in status if line.startswith("Umask:"))
+        return int(line.split()[1], 8)
+    except (OSError, StopIteration, ValueError, IndexError):
+        mask = os.umask(0o022)
+        os.umask(mask)
+        return mask
 
 
 @contextlib.contextmanager

@@ -155,7 +155,7 @@ def write_dicom_seg(
     # series give another one, as DICOM requires of different content.
     content = hashlib.sha256()
     for image in (segmentation.lungs, segmentation.lesions):
-        content.update(np.ascontiguousarray(sitk.GetArrayViewFromImage(image)).tobytes())
+        content.update(np.ascontiguousarray(sitk.GetArrayViewFromImage(image)).data)
     entropy = [
         str(sources[0].SeriesInstanceUID),
         *(str(ds.SOPInstanceUID) for ds in sources),

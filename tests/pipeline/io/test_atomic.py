@@ -12,15 +12,18 @@ from pipeline.io.atomic import TMP_PREFIX, atomic_path, remove_stale_temporaries
 
 @pytest.fixture
 def umask_027():
+    import pipeline.io.atomic as atomic
+
     old = os.umask(0o027)
     yield
     os.umask(old)
+    atomic._umask.cache_clear()  # the next writer reads the restored umask
 
 
-def test_written_files_get_the_umask_permissions_not_owner_only(tmp_path, umask_027, monkeypatch):
+def test_written_files_get_the_umask_permissions_not_owner_only(tmp_path, umask_027):
     import pipeline.io.atomic as atomic
 
-    monkeypatch.setattr(atomic, "_UMASK", [])  # read again under this test's umask
+    atomic._umask.cache_clear()  # read again under this test's umask
     target = tmp_path / "scans.csv"
     write_text_atomic(target, "a,b\n")
     plain = tmp_path / "plain.csv"
