@@ -2,7 +2,8 @@
 
 Sampling
 --------
-Every ``sample_stride``-th slice is cut into ``sample_stride`` x ``sample_stride`` in-plane
+Every ``sample_stride``-th slice (counted from the feet, see :func:`metrics.scan.measure_scan`)
+is cut into ``sample_stride`` x ``sample_stride`` in-plane
 blocks; each block that holds no lung or lesion voxel contributes its mean HU (rounded).
 Averaging blocks suppresses reconstruction noise: with a sharp (lung) kernel the noise of
 single voxels (SD ~100 HU) smears the soft-tissue peak into the fat peak, while block means
@@ -20,7 +21,7 @@ smoothed by a centred moving sum of ``smoothing_hu`` bins (integer arithmetic, s
 are exactly reproducible) and its mode is the estimate (on a plateau of equal sums, the bin with
 the most voxels, then the lowest HU). Fewer than
 ``min_voxels`` sampled voxels in the window means the tissue was not found where it should
-be, which is itself a calibration failure (e.g. a missing rescale intercept moves air to 0 HU).
+be, which is itself a calibration failure (e.g. a missing rescale intercept of -1024 moves air to about +24 HU).
 
 * air: outside air, trachea and bowel gas peak at about -1000 HU;
 * soft tissue: muscle, blood and heart peak at about +40 HU; fat (-100 HU) lies outside the

@@ -245,7 +245,13 @@ _SCAN_COLUMNS: list[Column] = [
     Column("lung_p90_hu", Kind.INT, "HU", "90th percentile of lung HU (inverted CDF).", source=_M),
     *[_f(f"lung_{band.value}_pct", "%", _PCT, f"% of lung voxels with {_BAND_TEXT[band]}.") for band in HUBand],
     Column("air_hu", Kind.INT, "HU", "Air peak outside the lungs (calibration check); empty: not found.", source=_M),
-    Column("soft_tissue_hu", Kind.INT, "HU", "Soft-tissue peak outside the lungs (calibration check).", source=_M),
+    Column(
+        "soft_tissue_hu",
+        Kind.INT,
+        "HU",
+        "Soft-tissue peak outside the lungs (calibration check); empty: not found.",
+        source=_M,
+    ),
     # --- provenance --------------------------------------------------------------------------
     Column("model_id", Kind.TEXT, "", "Segmenter identifier."),
     Column("model_sha256", Kind.TEXT, "", "SHA-256 of the segmentation weights."),

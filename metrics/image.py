@@ -30,13 +30,21 @@ def measure_image(
     Raises
     ------
     ValueError
-        If the masks are not on the CT's grid, or the slices are not axial.
+        If the masks are not on the CT's grid (size, spacing, origin or direction differ beyond
+        float32 header precision, :func:`segmentation.grid.grid_mismatch`), or the slices are not axial.
     """
     import SimpleITK as sitk
 
+    from segmentation.grid import format_values, grid_mismatch
+
     for name, mask in (("lungs", segmentation.lungs), ("lesions", segmentation.lesions)):
-        if mask.GetSize() != ct.GetSize():
-            raise ValueError(f"{name} mask size {mask.GetSize()} differs from the CT size {ct.GetSize()}")
+        mismatch = grid_mismatch(mask, ct)
+        if mismatch is not None:
+            what, got, expected = mismatch
+            raise ValueError(
+                f"{name} mask {what} {format_values(got)} differs from the CT {what} {format_values(expected)}: "
+                "the masks must lie on the CT's voxel grid (same size, spacing, origin and direction)"
+            )
     return measure_scan(
         hu=sitk.GetArrayViewFromImage(ct),
         lungs=sitk.GetArrayViewFromImage(segmentation.lungs),

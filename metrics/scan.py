@@ -275,7 +275,12 @@ def measure_scan(
     band_pct = {band: _pct(bands[band], n_lung) for band in HU_BANDS}
 
     # --- quality flags ----------------------------------------------------------------------
-    air, tissue = check_calibration(hu, lungs8, lesions8, settings=settings.calibration, padding_hu=padding_hu)
+    # The calibration samples every n-th slice from index 0: counted from the feet whatever the
+    # storage order (views, no copies), so head-first and feet-first copies of a scan agree.
+    feet_first = (slice(None, None, -1),) if superior_sign < 0 else (slice(None),)
+    air, tissue = check_calibration(
+        hu[feet_first], lungs8[feet_first], lesions8[feet_first], settings=settings.calibration, padding_hu=padding_hu
+    )
     flags: set[QualityFlag] = set()
     if n_lung == 0:
         flags.add(QualityFlag.NO_LUNG)

@@ -42,7 +42,7 @@ class CalibrationSettings(SettingsModel):
     min_voxels: int = Field(ge=1)
     """Fewer sampled voxels than this in a search window: the reference tissue was not found."""
     sample_stride: int = Field(ge=1, le=16)
-    """Every n-th voxel along each axis is sampled (the estimate is a histogram mode)."""
+    """Every n-th slice (counted from the feet) is cut into n x n blocks; lung-free blocks give their mean HU."""
     smoothing_hu: int = Field(ge=1, le=101)
     """Width (HU) of the moving average applied to the histogram before taking its mode; odd."""
 

@@ -13,22 +13,24 @@ points condition
 0      p == 0 (no lesion voxel)
 1      0 < p < 5
 2      5 <= p <= 25
-3      25 < p <= 50
-4      50 < p <= 75
+3      25 < p < 50
+4      50 <= p <= 75
 5      p > 75
 ====== ==================
 
-The published bins (``< 5 %, 5-25 %, 26-50 %, 51-75 %, > 75 %``) are written for visual
-estimates in whole percent; on exact fractions the gaps between them are closed as above:
-a value like 25.5 % scores 3, exactly 25 % scores 2, exactly 5 % scores 2.
+The published bins (Pan et al.: ``< 5 %, 5-25 %, 26-49 %, 50-75 %, > 75 %``) are written for
+visual estimates in whole percent; on exact fractions the gaps between them are closed as above:
+a value like 25.5 % scores 3, exactly 25 % scores 2, exactly 5 % scores 2, exactly 50 % scores 4
+(as "50-75 %" says), 49.9 % scores 3.
 """
 
 from __future__ import annotations
 
 SCORE_MAX_PER_ZONE = 5
 
-#: Upper limits (inclusive, in %) of points 2, 3 and 4; points 1 is ``0 < p < 5``.
-_UPPER_INCLUSIVE_PCT: tuple[tuple[int, int], ...] = ((2, 25), (3, 50), (4, 75))
+#: Points 2, 3 and 4 with the upper limit (in %) of each and whether that limit belongs to them;
+#: points 1 is ``0 < p < 5``. "26-49 %" scores 3 and "50-75 %" scores 4, so 50 % itself is a 4.
+_UPPER_PCT: tuple[tuple[int, int, bool], ...] = ((2, 25, True), (3, 50, False), (4, 75, True))
 _POINTS_1_BELOW_PCT = 5
 
 
@@ -55,8 +57,9 @@ def zone_points(lesion_voxels: int, lung_voxels: int) -> int | None:
     scaled = 100 * lesion_voxels
     if scaled < _POINTS_1_BELOW_PCT * lung_voxels:
         return 1
-    for points, upper in _UPPER_INCLUSIVE_PCT:
-        if scaled <= upper * lung_voxels:
+    for points, upper, inclusive in _UPPER_PCT:
+        limit = upper * lung_voxels
+        if scaled < limit or (inclusive and scaled == limit):
             return points
     return SCORE_MAX_PER_ZONE
 
@@ -76,7 +79,7 @@ def points_for_percentage(pct: float) -> int:
         return 0
     if pct < _POINTS_1_BELOW_PCT:
         return 1
-    for points, upper in _UPPER_INCLUSIVE_PCT:
-        if pct <= upper:
+    for points, upper, inclusive in _UPPER_PCT:
+        if pct < upper or (inclusive and pct == upper):
             return points
     return SCORE_MAX_PER_ZONE

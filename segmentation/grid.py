@@ -208,3 +208,27 @@ def downsample_taps(axis_map: AxisMap, n_source: int) -> tuple[np.ndarray, np.nd
 def upsample_taps(axis_map: AxisMap, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
     """Taps that sample the working axis at input voxels ``start..stop-1`` (linear; averaging if coarser)."""
     return axis_taps(axis_map.size, axis_map.input_positions(start, stop), half_width=1.0 / axis_map.ratio)
+
+
+def grid_mismatch(image: sitk.Image, reference: sitk.Image) -> tuple[str, tuple, tuple] | None:
+    """The first of size, spacing, origin, direction in which ``image``'s grid differs from ``reference``'s.
+
+    ``None`` when the two share one voxel grid. Size must be equal; spacing, origin and
+    direction equal up to what NIfTI's float32 header storage changes (a relative 1e-4,
+    0.01 mm plus 1 % of the smallest voxel side, 1e-4). Returns ``(what, image's, reference's)``.
+    """
+    checks = (
+        ("size", image.GetSize(), reference.GetSize(), 0.0, 0.0),
+        ("spacing", image.GetSpacing(), reference.GetSpacing(), 1e-4, 1e-6),
+        ("origin", image.GetOrigin(), reference.GetOrigin(), 0.0, 0.01 + 0.01 * min(reference.GetSpacing())),
+        ("direction", image.GetDirection(), reference.GetDirection(), 0.0, 1e-4),
+    )
+    for what, got, expected, rtol, atol in checks:
+        if len(got) != len(expected) or not np.allclose(got, expected, rtol=rtol, atol=atol):
+            return what, tuple(got), tuple(expected)
+    return None
+
+
+def format_values(values: tuple) -> str:
+    """``(1, 0.5, 2.5)``-style text of a grid property for error messages."""
+    return "(" + ", ".join(f"{v:.6g}" for v in values) + ")"

@@ -33,6 +33,7 @@ import SimpleITK as sitk
 import yaml
 
 from pipeline.errors import ErrorCode, LunglesionError
+from segmentation.grid import format_values, grid_mismatch
 from segmentation.result import LesionLabel, LungLabel
 
 SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd")
@@ -167,32 +168,23 @@ def check_same_grid(label: sitk.Image, image: sitk.Image, *, name: str) -> None:
     """Raise ``LABEL_GRID_MISMATCH`` unless ``label`` lies on ``image``'s voxel grid.
 
     Size must be equal; spacing, origin and direction equal up to what NIfTI's float32
-    header storage changes (a relative 1e-4, 0.01 mm plus 1 % of the smallest voxel side, 1e-4).
-    A label flipped or cropped relative to its image would otherwise be scored (or learnt)
-    voxel by voxel against the wrong anatomy.
+    header storage changes (:func:`segmentation.grid.grid_mismatch`). A label flipped or
+    cropped relative to its image would otherwise be scored (or learnt) voxel by voxel against
+    the wrong anatomy.
     """
     if label.GetDimension() != 3 or image.GetDimension() != 3:
         raise LunglesionError(
             ErrorCode.LABEL_GRID_MISMATCH,
             f"{name}: expected 3-D image and label volumes, got {image.GetDimension()}-D and {label.GetDimension()}-D",
         )
-    checks = (
-        ("size", label.GetSize(), image.GetSize(), 0.0, 0.0),
-        ("spacing", label.GetSpacing(), image.GetSpacing(), 1e-4, 1e-6),
-        ("origin", label.GetOrigin(), image.GetOrigin(), 0.0, 0.01 + 0.01 * min(image.GetSpacing())),
-        ("direction", label.GetDirection(), image.GetDirection(), 0.0, 1e-4),
-    )
-    for what, got, expected, rtol, atol in checks:
-        if not np.allclose(got, expected, rtol=rtol, atol=atol):
-            raise LunglesionError(
-                ErrorCode.LABEL_GRID_MISMATCH,
-                f"{name}: the label's {what} {_fmt(got)} differs from its image's {_fmt(expected)}; "
-                "write labels on the image's grid (same size, spacing, origin and direction)",
-            )
-
-
-def _fmt(values: tuple) -> str:
-    return "(" + ", ".join(f"{v:.6g}" for v in values) + ")"
+    mismatch = grid_mismatch(label, image)
+    if mismatch is not None:
+        what, got, expected = mismatch
+        raise LunglesionError(
+            ErrorCode.LABEL_GRID_MISMATCH,
+            f"{name}: the label's {what} {format_values(got)} differs from its image's {format_values(expected)}; "
+            "write labels on the image's grid (same size, spacing, origin and direction)",
+        )
 
 
 def _read_label(path: Path, grid: sitk.Image | None) -> sitk.Image:

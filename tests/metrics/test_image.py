@@ -46,3 +46,41 @@ def test_mask_on_another_grid_is_refused(metrics_settings):
             slice_thickness_mm=2.0,
             settings=metrics_settings,
         )
+
+
+@pytest.mark.parametrize(
+    ("what", "change"),
+    [
+        ("direction", lambda image: image.SetDirection((1, 0, 0, 0, 1, 0, 0, 0, -1))),
+        ("origin", lambda image: image.SetOrigin((0.0, 0.0, 6.0))),
+        ("spacing", lambda image: image.SetSpacing((0.7, 0.7, 2.5))),
+    ],
+)
+def test_mask_of_the_same_size_on_another_grid_is_refused(metrics_settings, what, change):
+    """Same size is not enough: a mask flipped, shifted or rescaled relative to the CT would be
+    measured against the wrong anatomy (e.g. a lower-zone lesion reported as upper-zone)."""
+    ct, lungs, lesions = _images(1.0)
+    change(lesions)
+    with pytest.raises(ValueError, match=f"lesions mask {what} .* differs from the CT {what}"):
+        measure_image(
+            ct,
+            LungSegmentation(lungs=lungs, lesions=lesions, model_id="t", model_sha256=""),
+            slice_thickness_mm=2.0,
+            settings=metrics_settings,
+        )
+
+
+def test_mask_within_float32_header_precision_is_accepted(metrics_settings):
+    """A NIfTI round trip stores origin and spacing as float32: that is still the CT's grid."""
+    ct, lungs, lesions = _images(1.0)
+    ct.SetOrigin((-171.123456789, 12.3456789, -301.987654321))
+    for mask in (lungs, lesions):
+        mask.SetOrigin(tuple(float(np.float32(v)) for v in ct.GetOrigin()))
+        mask.SetSpacing(tuple(float(np.float32(v)) for v in ct.GetSpacing()))
+    m = measure_image(
+        ct,
+        LungSegmentation(lungs=lungs, lesions=lesions, model_id="t", model_sha256=""),
+        slice_thickness_mm=2.0,
+        settings=metrics_settings,
+    )
+    assert m.zone(LungSide.RIGHT, ZoneLevel.UPPER).lesion_pct == 100.0

@@ -106,6 +106,31 @@ def test_reversed_slice_order_gives_the_same_zones(two_lungs, metrics_settings):
     assert wrong.zone(LungSide.RIGHT, ZoneLevel.UPPER).score == 0
 
 
+def test_reversed_slice_order_gives_the_same_calibration_with_the_default_stride(default_metrics, updated):
+    """The calibration sample (every 3rd slice) is counted from the feet whatever the storage order.
+
+    41 slices (not a multiple of 3) of noisy air and soft tissue: counted from index 0 in each
+    storage order, the two copies would sample different slices and peak at different HU.
+    """
+    settings = updated(default_metrics, calibration={"min_voxels": 50})
+    assert settings.calibration.sample_stride == 3
+    rng = np.random.default_rng(7)
+    shape = (41, 30, 36)
+    hu = np.full(shape, -1000.0)
+    hu[:, 3:-3, 3:-3] = 40.0
+    hu[:, 3:-3, 3:-3] += np.linspace(-25, 25, shape[0])[:, None, None]  # tissue drifts along z
+    hu = np.rint(hu + rng.normal(0, 60, shape)).astype(np.int16)
+    lungs = np.zeros(shape, np.uint8)
+    lungs[5:36, 8:14, 8:16] = 1
+    lungs[5:36, 8:14, 20:28] = 2
+    lesions = np.zeros(shape, np.uint8)
+    head_first = measure(hu, lungs, lesions, settings, superior_sign=1)
+    feet_first = measure(hu[::-1], lungs[::-1], lesions[::-1], settings, superior_sign=-1)
+    assert head_first.soft_tissue_hu is not None
+    assert (head_first.air_hu, head_first.soft_tissue_hu) == (feet_first.air_hu, feet_first.soft_tissue_hu)
+    assert head_first == feet_first
+
+
 def test_zone_extent_is_per_lung(empty_volume, metrics_settings):
     """A shorter left lung gets its own thirds."""
     hu, lungs, lesions = empty_volume((12, 20, 24))
@@ -147,8 +172,8 @@ def test_one_lung_only(empty_volume, metrics_settings):
     assert m.lung_right_ml == 0.0 and m.lung_left_ml == 720 * VOXEL_ML
     assert m.lesion_right_pct is None and m.lesion_left_pct == 50.0 and m.lesion_pct == 50.0
     assert m.severity_zones_n == 3
-    assert [m.zone(LungSide.LEFT, lv).score for lv in ZoneLevel] == [3, 3, 3]  # exactly 50 % -> 3
-    assert m.severity_score == 9
+    assert [m.zone(LungSide.LEFT, lv).score for lv in ZoneLevel] == [4, 4, 4]  # exactly 50 % -> 4 (Pan et al.: 50-75 %)
+    assert m.severity_score == 12
     assert all(m.zone(LungSide.RIGHT, lv).score is None for lv in ZoneLevel)
     assert QualityFlag.RIGHT_LUNG_MISSING in m.quality_flags
     assert QualityFlag.LEFT_LUNG_MISSING not in m.quality_flags

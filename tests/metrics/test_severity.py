@@ -18,7 +18,8 @@ from metrics.severity import points_for_percentage, zone_points
         (25.000001, 3),
         (25.5, 3),
         (26.0, 3),
-        (50.0, 3),
+        (49.999999, 3),
+        (50.0, 4),  # Pan et al.: 26-49 % -> 3, 50-75 % -> 4
         (50.5, 4),
         (75.0, 4),
         (75.000001, 5),
@@ -38,8 +39,10 @@ def test_points_for_percentage_edges(pct, points):
         (50, 1000, 2),  # exactly 5 %
         (250, 1000, 2),  # exactly 25 %
         (251, 1000, 3),
-        (500, 1000, 3),  # exactly 50 %
+        (499, 1000, 3),
+        (500, 1000, 4),  # exactly 50 %: "50-75 %" scores 4
         (501, 1000, 4),
+        (1, 2, 4),  # 50 % with a small denominator
         (750, 1000, 4),  # exactly 75 %
         (751, 1000, 5),
         (1000, 1000, 5),
