@@ -206,6 +206,14 @@ _SCAN_COLUMNS: list[Column] = [
     _f("days_from_baseline", "days", _DAYS, "scan_datetime - baseline scan_datetime.", _L),
     *[c for c in _change_columns() if c.name not in ("delta_lesion_pct", "relative_change_lesion_pct")],
     Column("quality_flags", Kind.FLAGS, "", "QualityFlag codes.", source=_M),
+    Column(
+        "ingest_warnings",
+        Kind.FLAGS,
+        "",
+        "Warning codes of ingestion: repairs and oddities of this scan (e.g. SPACING_RESAMPLED: slices "
+        "interpolated; FILES_SKIPPED); the sentences are in index.csv.",
+        source=_I,
+    ),
     # --- geometry ----------------------------------------------------------------------------
     _f("slice_thickness_mm", "mm", 4, "DICOM SliceThickness (empty when absent).", _I),
     Column("size_x", Kind.INT, "voxels", "Volume size along x (columns).", source=_M),

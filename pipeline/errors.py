@@ -142,7 +142,15 @@ class ConfigError(LunglesionError):
 
 
 class IngestError(LunglesionError):
-    """A file or series cannot be turned into a CT volume."""
+    """A file or series cannot be turned into a CT volume.
+
+    ``series_uid`` names the series of a refused file when its header could still be read (a
+    file truncated in its pixel data), so that the series can say it lost a file.
+    """
+
+    def __init__(self, code: ErrorCode, message: str | None = None, *, series_uid: str = "") -> None:
+        super().__init__(code, message)
+        self.series_uid = series_uid
 
 
 class SegmentationError(LunglesionError):

@@ -16,11 +16,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from pipeline.errors import ErrorCode
+from pipeline.errors import ConfigError, ErrorCode
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+#: How long ``--scheduler`` waits for the scheduler to answer before the run is refused.
+SCHEDULER_TIMEOUT_S = 30
 
 
 @dataclass(frozen=True)
@@ -73,7 +76,14 @@ def dask_client(options: ExecutionOptions) -> Iterator[Any]:
     with dask.config.set(config):
         if options.scheduler:
             log.info("connecting to the Dask scheduler at %s", options.scheduler)
-            with Client(options.scheduler, timeout="30s") as client:
+            try:
+                client = Client(options.scheduler, timeout=f"{SCHEDULER_TIMEOUT_S}s")
+            except (OSError, TimeoutError, ValueError) as exc:
+                raise ConfigError(
+                    f"--scheduler {options.scheduler}: no Dask scheduler answered within {SCHEDULER_TIMEOUT_S} s "
+                    f"({type(exc).__name__}); check the address (tcp://host:8786) and that the scheduler is running"
+                ) from None
+            with client:
                 check_worker_versions(client)
                 yield client
             return
@@ -110,7 +120,6 @@ def check_worker_versions(client: Any) -> None:
     from importlib.metadata import version
 
     from pipeline import __version__
-    from pipeline.errors import ConfigError
 
     # importlib.metadata.version is importable on any worker, with or without lunglesion.
     found = client.run(version, "lunglesion", on_error="return")

@@ -570,6 +570,7 @@ class BatchRun:
                 "devices_used": devices,
                 "workers": options.workers,
                 "scheduler": options.scheduler,
+                "memory_limit": options.memory_limit,
                 "num_parts": options.num_parts,
                 "part_id": options.part_id,
                 "outputs": [f.value for f in options.formats],

@@ -171,9 +171,10 @@ def _run_stages(task: ScanTask, *, settings: Settings, seconds: dict[str, float]
     def timed(stage: str, function: Any, *args: Any, **kwargs: Any) -> Any:
         progress["stage"] = stage
         started = time.perf_counter()
-        value = function(*args, **kwargs)
-        seconds[stage] = seconds.get(stage, 0.0) + time.perf_counter() - started
-        return value
+        try:
+            return function(*args, **kwargs)
+        finally:  # a failed stage's time counts too (the log says how long a scan took to fail)
+            seconds[stage] = seconds.get(stage, 0.0) + time.perf_counter() - started
 
     scan = timed("load", load_scan, task.candidate, settings=settings)
     progress["meta"] = scan.meta
@@ -258,7 +259,7 @@ def process_scan(task: ScanTask, *, settings: Settings) -> ScanOutcome:
     if code:
         # The message may quote file paths (which can hold names): in the log only with --log-phi.
         log.warning(
-            "scan %s failed in stage %s [%s]: %s",
+            "scan %s failed in stage %s [%s]: %s (the full message is in errors.csv)",
             candidate.scan_id,
             progress["stage"],
             code,

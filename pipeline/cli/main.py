@@ -46,7 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args))
     except LunglesionError as exc:
         if exc.code in USAGE_ERRORS:
-            print(f"lunglesion: error: {exc.message}", file=sys.stderr)
+            print(f"lunglesion: error [{exc.code.value}]: {exc.message}", file=sys.stderr)
             return int(ExitCode.USAGE)
         log.exception("lunglesion %s failed", args.command)
         return int(ExitCode.INTERNAL_ERROR)

@@ -27,7 +27,9 @@ def register(subparsers: argparse._SubParsersAction, parents: list[argparse.Argu
     parser.add_argument("--workers", type=int, metavar="N", help="worker processes on this machine (default: config)")
     parser.add_argument("--scheduler", metavar="ADDRESS", help="Dask scheduler address (tcp://host:8786) to use")
     parser.add_argument("--num-parts", type=int, default=1, metavar="K", help="split the scans into K parts ...")
-    parser.add_argument("--part-id", type=int, default=0, metavar="I", help="... and process part I (0-based)")
+    parser.add_argument(
+        "--part-id", type=int, metavar="I", help="... and process part I (0-based; required with --num-parts > 1)"
+    )
     parser.add_argument(
         "--outputs", metavar="LIST", help="comma-separated per-scan outputs: csv,nifti,seg,qc (default: config)"
     )
@@ -42,10 +44,42 @@ def register(subparsers: argparse._SubParsersAction, parents: list[argparse.Argu
     parser.set_defaults(func=run)
 
 
+def _check_memory_limit(text: str | None) -> None:
+    """Refuse a ``--memory-limit`` Dask cannot read before anything starts (e.g. ``lots``)."""
+    if text is None:
+        return
+    from dask.utils import parse_bytes
+
+    try:
+        value = parse_bytes(text)
+    except (ValueError, TypeError):
+        raise ConfigError(f"--memory-limit: cannot read {text!r} as a size; write e.g. 4GB, 4GiB or 500MB") from None
+    if value <= 0:
+        raise ConfigError(f"--memory-limit must be a positive size, got {text!r}")
+
+
+def _check_cuda(device: str, scheduler: str | None) -> None:
+    """``--device cuda`` on a machine without a usable GPU: refused up front, not once per scan.
+
+    With ``--scheduler`` the workers run elsewhere and may have GPUs this process lacks; each
+    worker then reports its own ``SEGMENTATION_FAILED`` if it has none.
+    """
+    if device != "cuda" or scheduler:
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        raise ConfigError(
+            "--device cuda: no CUDA GPU is usable by this process (torch.cuda.is_available() is False; "
+            f"torch {torch.__version__}, CUDA build: {torch.version.cuda or 'none'}); use --device auto or cpu"
+        )
+
+
 def run(args: argparse.Namespace) -> int:
     from pipeline.batch.outputs import parse_formats
     from pipeline.batch.runner import RunOptions, run_batch
     from pipeline.cli.common import settings_from_args
+    from segmentation.settings import DeviceChoice
 
     settings = settings_from_args(args)
     try:
@@ -55,15 +89,28 @@ def run(args: argparse.Namespace) -> int:
     workers = args.workers if args.workers is not None else settings.run.workers
     if workers < 1:
         raise ConfigError("--workers must be at least 1")
+    if args.num_parts > 1 and args.part_id is None:
+        raise ConfigError(f"--num-parts {args.num_parts} needs --part-id (0..{args.num_parts - 1}): which part to run")
+    _check_memory_limit(args.memory_limit)
+    device = args.device or settings.segmentation.device.value
+    _check_cuda(device, args.scheduler)
+    # The command line overrides the configuration: run.json's resolved config shows what ran.
+    settings = settings.model_copy(
+        update={
+            "run": settings.run.model_copy(update={"workers": workers}),
+            "outputs": settings.outputs.model_copy(update={"formats": [f.value for f in formats]}),
+            "segmentation": settings.segmentation.model_copy(update={"device": DeviceChoice(device)}),
+        }
+    )
     options = RunOptions(
         inputs=tuple(args.inputs),
         out_dir=args.out,
         cohort=args.cohort,
-        device=args.device or settings.segmentation.device.value,
+        device=device,
         workers=workers,
         scheduler=args.scheduler,
         num_parts=args.num_parts,
-        part_id=args.part_id,
+        part_id=args.part_id if args.part_id is not None else 0,
         formats=formats,
         force=args.force,
         pseudonymize_secret=args.pseudonymize,

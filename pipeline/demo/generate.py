@@ -224,7 +224,7 @@ def _write_patient(dicom_dir: Path, patient: DemoPatient, design: DemoDesign) ->
                 consolidation_pct=truth.consolidation_pct,
             )
         )
-        log.info("wrote demo CT %s day %+.2f: true lesion %.2f %%", patient.patient_id, scan.day, truth.lesion_pct)
+        log.info("wrote demo CT, day %+.2f: true lesion %.2f %%", scan.day, truth.lesion_pct)
     return rows
 
 

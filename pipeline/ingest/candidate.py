@@ -23,6 +23,8 @@ class FileIssue:
     path: str
     code: ErrorCode
     message: str
+    series_uid: str = ""
+    """The file's SeriesInstanceUID when its header was readable (e.g. pixels truncated), else empty."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -192,7 +192,9 @@ def read_dicom_header(path: Path) -> DicomHeader:
         ) from None
 
     if pixel_problem is not None:
-        raise IngestError(ErrorCode.TRUNCATED_FILE, pixel_problem)
+        raise IngestError(
+            ErrorCode.TRUNCATED_FILE, pixel_problem, series_uid=str(ds.get("SeriesInstanceUID", "") or "")
+        )
     if "SOPClassUID" not in ds and "SeriesInstanceUID" not in ds:
         if not has_preamble:
             raise IngestError(ErrorCode.NOT_DICOM, "not a DICOM file (no preamble and no SOP class or series UID)")

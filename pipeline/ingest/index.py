@@ -7,20 +7,23 @@ so a batch run can index once and send each candidate to a worker.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pipeline.errors import IngestError
+from pipeline.errors import IngestError, WarningCode
 from pipeline.ingest.candidate import FileIssue, IndexResult, SeriesCandidate
 from pipeline.ingest.dicom_header import DicomHeader, read_dicom_header
 from pipeline.ingest.dicom_values import moment_sort_key
 from pipeline.ingest.discovery import find_inputs
+from pipeline.ingest.scan import IngestWarning
 from pipeline.ingest.selection import apply_selection
 from pipeline.ingest.series import build_dicom_candidates
 from pipeline.ingest.volume_files import volume_candidate
@@ -35,7 +38,7 @@ def _read_one(path: str) -> DicomHeader | FileIssue:
     try:
         return read_dicom_header(Path(path))
     except IngestError as exc:
-        return FileIssue(path, exc.code, exc.message)
+        return FileIssue(path, exc.code, exc.message, exc.series_uid)
 
 
 def read_headers(paths: Sequence[str], *, workers: int) -> tuple[list[DicomHeader], list[FileIssue]]:
@@ -48,6 +51,34 @@ def read_headers(paths: Sequence[str], *, workers: int) -> tuple[list[DicomHeade
     headers = [r for r in results if isinstance(r, DicomHeader)]
     issues = [r for r in results if isinstance(r, FileIssue)]
     return headers, issues
+
+
+def _with_lost_files(candidates: list[SeriesCandidate], skipped: Sequence[FileIssue]) -> list[SeriesCandidate]:
+    """A ``FILES_SKIPPED`` warning on each series that lost files it could not read (e.g. truncated).
+
+    Without it a series missing a truncated slice looks merely repaired (``SPACING_RESAMPLED``:
+    a slice interpolated) and the reason is only in the file-level rows of ``errors.csv``.
+    """
+    lost: dict[str, Counter[str]] = defaultdict(Counter)
+    for issue in skipped:
+        if issue.series_uid:
+            lost[issue.series_uid][issue.code.value] += 1
+    if not lost:
+        return candidates
+    out = []
+    for candidate in candidates:
+        codes = lost.get(candidate.series_uid)
+        if codes:
+            n = sum(codes.values())
+            what = ", ".join(f"{count} {code}" for code, count in sorted(codes.items()))
+            warning = IngestWarning(
+                WarningCode.FILES_SKIPPED,
+                f"{n} file{'s' if n > 1 else ''} of this series could not be read ({what}) and "
+                f"{'were' if n > 1 else 'was'} left out (listed in errors.csv)",
+            )
+            candidate = dataclasses.replace(candidate, warnings=(*candidate.warnings, warning))
+        out.append(candidate)
+    return out
 
 
 def _order(candidate: SeriesCandidate) -> tuple:
@@ -102,6 +133,7 @@ def index_inputs(paths: Sequence[str | Path], *, settings: Settings) -> IndexRes
         else:
             candidates.append(made)
 
+    candidates = _with_lost_files(candidates, skipped)
     decided, study_issues = apply_selection(candidates, settings=settings.selection)
     decided.sort(key=_order)
     elapsed = time.perf_counter() - start

@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     from pipeline.ingest.scan import ScanMetadata
 
 INPUT_COLUMNS: tuple[Column, ...] = scan_columns_from(Source.INPUT)
+#: Columns a ``scans.csv`` written by an earlier version lacks: left empty when it is rebuilt.
+COLUMNS_ADDED_LATER = frozenset({"ingest_warnings"})
 METRIC_COLUMNS: tuple[Column, ...] = scan_columns_from(Source.METRIC)
 _TRUE = {"true", "1", "yes"}
 _FALSE = {"false", "0", "no"}
@@ -78,6 +80,7 @@ def scan_record(
         "study_datetime": meta.study_datetime,
         "preferred_series": preferred_series,
         "slice_thickness_mm": meta.slice_thickness_mm,
+        "ingest_warnings": [w.code for w in meta.warnings],
         "model_id": model_id,
         "model_sha256": model_sha256,
         "pipeline_version": pipeline_version,
@@ -148,7 +151,8 @@ def load_scan_records(path: Path) -> list[dict[str, str]]:
 
     rows = read_table(path)
     if rows:
-        missing = [c.name for c in INPUT_COLUMNS + METRIC_COLUMNS if c.name not in rows[0]]
+        required = [c for c in INPUT_COLUMNS + METRIC_COLUMNS if c.name not in COLUMNS_ADDED_LATER]
+        missing = [c.name for c in required if c.name not in rows[0]]
         if missing:
             raise ValueError(f"{path}: not a lunglesion scans.csv (missing columns {', '.join(missing[:5])}...)")
     return rows

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import os
 
+import pytest
+
+import pipeline.batch.executor as executor
 from pipeline.batch.executor import ExecutionOptions, dask_client
+from pipeline.errors import ConfigError
 
 
 def _environment() -> dict[str, str | None]:
@@ -42,3 +46,11 @@ def test_two_runs_on_one_scheduler_never_share_a_task():
             on_result=lambda item, result: results.append(result),
         )
     assert results == [7]
+
+
+def test_an_unreachable_scheduler_is_a_clear_usage_error(monkeypatch):
+    """Not an internal error with a traceback: the address is named and the run refused."""
+    monkeypatch.setattr(executor, "SCHEDULER_TIMEOUT_S", 2)
+    with pytest.raises(ConfigError, match=r"--scheduler tcp://127\.0\.0\.1:9: no Dask scheduler answered within 2 s"):
+        with dask_client(ExecutionOptions(workers=1, scheduler="tcp://127.0.0.1:9")):
+            pass

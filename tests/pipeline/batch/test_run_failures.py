@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from pipeline.errors import ErrorCode
 from pipeline.synthetic import Geometry, Patient, write_ct_series, write_localizer
@@ -127,6 +128,7 @@ def test_tilted_series_is_corrected_by_default(tmp_path, bad_folder):
     (index_row,) = [r for r in read_csv(out / "index.csv") if r["selected"] == "true"]
     assert float(index_row["tilt_deg"]) == pytest.approx(15.0, abs=0.01)
     assert "GANTRY_TILT_CORRECTED" in index_row["warnings"]
+    assert row["ingest_warnings"] == "GANTRY_TILT_CORRECTED"  # the repair is visible in the results table too
 
 
 def test_a_dicomdir_in_the_export_is_not_a_failure(tmp_path, bad_folder):
@@ -161,6 +163,8 @@ def test_a_dicomdir_in_the_export_is_not_a_failure(tmp_path, bad_folder):
         ("part_out_of_range", "--part-id"),
         ("missing_secret", "secret"),
         ("unknown_output", "--outputs"),
+        ("part_id_missing", "needs --part-id"),
+        ("unreadable_memory_limit", "--memory-limit"),
     ],
 )
 def test_usage_errors_exit_2_before_anything_is_processed(tmp_path, bad_folder, case, message):
@@ -187,12 +191,26 @@ def test_usage_errors_exit_2_before_anything_is_processed(tmp_path, bad_folder, 
         args += ["--pseudonymize", tmp_path / "no_secret.txt"]
     elif case == "unknown_output":
         args += ["--outputs", "csv,pdf"]
+    elif case == "part_id_missing":  # silently running part 0 of 2 would leave half the scans out
+        args += ["--num-parts", 2]
+    elif case == "unreadable_memory_limit":
+        args += ["--memory-limit", "lots"]
     out = tmp_path / "out"
     result = run_cli("run", *args, "--out", out)
     assert result.returncode == 2, result.stderr[-3000:]
     assert "Traceback" not in result.stderr
     assert message in result.stderr
+    assert "lunglesion: error [" in result.stderr  # the machine-readable code comes with the sentence
     assert not (out / "scans.csv").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a usable CUDA GPU (this one has one)")
+def test_cuda_without_a_gpu_is_refused_before_any_scan(tmp_path, bad_folder):
+    """Not one SEGMENTATION_FAILED per scan: the run is refused up front, saying why."""
+    result = run_cli("run", bad_folder["root"] / "good", "--out", tmp_path / "out", "--device", "cuda")
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "[CONFIG_INVALID]" in result.stderr and "torch.cuda.is_available() is False" in result.stderr
+    assert not (tmp_path / "out" / "scans.csv").exists()
 
 
 # --- worker crashes ---------------------------------------------------------------------------

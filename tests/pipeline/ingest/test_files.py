@@ -52,6 +52,13 @@ def test_garbage_truncated_and_foreign_files_are_skipped(tmp_series_dir, phantom
     (candidate,) = result.candidates
     assert candidate.selected and candidate.n_files == 19
     assert WarningCode.SPACING_RESAMPLED in [w.code for w in candidate.all_warnings]
+    # ... and it says why a slice was missing: it lost a file it could not read
+    (lost,) = [w for w in candidate.all_warnings if w.code is WarningCode.FILES_SKIPPED]
+    assert (
+        lost.message
+        == "1 file of this series could not be read (1 TRUNCATED_FILE) and was left out (listed in errors.csv)"
+    )
+    assert truncated.series_uid == candidate.series_uid
     volume = sitk.GetArrayFromImage(load_scan(candidate, settings=settings).image)
     np.testing.assert_array_equal(volume[:7], phantom_hu[:7])
 

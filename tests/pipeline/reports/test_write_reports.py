@@ -310,3 +310,26 @@ def test_cli_report_exit_codes(tmp_path, records, settings, capsys):
     (run_dir / "scans.csv").write_text(text)
     assert main(["report", str(run_dir)]) == 2
     assert "column 'status'" in capsys.readouterr().err
+
+
+def test_a_scans_csv_of_an_earlier_version_without_ingest_warnings_is_rebuilt(tmp_path, records, cohort_file, settings):
+    """`lunglesion report` on results written before the column existed: rebuilt, the column empty."""
+    import csv
+
+    cohort = read_cohort(cohort_file)
+    first = write_reports(records, cohort=cohort, settings=settings.timepoints, out_dir=tmp_path / "a", plots=False)
+    with first.scans_csv.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    old = tmp_path / "old_scans.csv"
+    with old.open("w", newline="") as f:
+        fields = [c for c in rows[0] if c != "ingest_warnings"]
+        writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    rebuilt = write_reports(
+        load_scan_records(old), cohort=cohort, settings=settings.timepoints, out_dir=tmp_path / "b", plots=False
+    )
+    with rebuilt.scans_csv.open(newline="") as f:
+        again = list(csv.DictReader(f))
+    assert len(again) == len(rows) and {r["ingest_warnings"] for r in again} == {""}
+    assert [r["lesion_pct"] for r in again] == [r["lesion_pct"] for r in rows]
