@@ -85,6 +85,25 @@ def _merge(base: Mapping[str, Any], overlay: Mapping[str, Any], *, where: str, s
     return merged
 
 
+#: Settings that name files or folders: a relative value in a ``--config`` file is relative to
+#: that file's folder (not to wherever the command happens to be started).
+PATH_KEYS: tuple[tuple[str, ...], ...] = (("segmentation", "weights"), ("segmentation", "training", "cache_dir"))
+
+
+def _anchor_paths(overlay: dict[str, Any], *, folder: Path) -> dict[str, Any]:
+    """``overlay`` with its relative :data:`PATH_KEYS` values joined to ``folder`` (``~`` paths kept)."""
+    for keys in PATH_KEYS:
+        node: Any = overlay
+        for key in keys[:-1]:
+            node = node.get(key) if isinstance(node, Mapping) else None
+        if not isinstance(node, dict) or not isinstance(node.get(keys[-1]), str):
+            continue
+        value = node[keys[-1]]
+        if value and not value.startswith("~") and not Path(value).is_absolute():
+            node[keys[-1]] = str(folder / value)
+    return overlay
+
+
 def _describe(error: Mapping[str, Any]) -> str:
     key = ".".join(str(part) for part in error["loc"])
     value = error.get("input")
@@ -98,7 +117,8 @@ def load_settings(overlay: str | Path | None = None, *, base: str | Path | None 
     Parameters
     ----------
     overlay
-        A YAML file holding only the keys to change.
+        A YAML file holding only the keys to change. Relative file and folder names in it
+        (:data:`PATH_KEYS`) are relative to its own folder.
     base
         The complete default file; the packaged ``configs/default.yaml`` when omitted.
 
@@ -112,7 +132,8 @@ def load_settings(overlay: str | Path | None = None, *, base: str | Path | None 
     source = base_path
     if overlay is not None:
         source = Path(overlay)
-        tree = _merge(tree, _read_yaml(source), where="", source=source)
+        user = _anchor_paths(_read_yaml(source), folder=source.resolve().parent)
+        tree = _merge(tree, user, where="", source=source)
     try:
         return Settings.model_validate(tree)
     except ValidationError as exc:

@@ -9,6 +9,9 @@ Outputs (written atomically into the output folder):
   lesion-free lungs <= 0.5 % of lung volume, consolidation Dice >= 0.70 where present).
 
 A Dice is empty (not a number) when both the reference and the prediction are empty.
+``status`` is ``ok``, or the error code of a case that could not be scored (its other cells
+empty, ``error_message`` says why); the other cases are scored all the same. ``summary.json``
+names the segmenter (``model``: id, SHA-256 of the weights, method).
 
 Voxels of a case's ignore mask (``<case>_ignore`` file, or the label map's ``ignore`` values)
 are left out of every score. Three columns say what that left out: ``ignored_ml`` (ignored
@@ -78,6 +81,7 @@ CSV_COLUMNS = (
     "lesion_ml_missed_in_pred_lung",
     "lesion_ml_false_in_ref_lung",
     "lesion_ml_false_outside_ref_lung",
+    "error_message",
 )
 
 #: Acceptance thresholds of the model card.
@@ -211,68 +215,73 @@ def summarise(rows: list[dict]) -> dict:
             }
 
     def check(name, values, passed, rule):
-        if values:
-            summary["checks"][name] = {
-                "rule": rule,
-                "n": len(values),
-                "worst": float(passed[1]),
-                "pass": bool(passed[0]),
-            }
+        summary["checks"][name] = {
+            "rule": rule,
+            "n": len(values),
+            "worst": float(passed[1]) if values else None,
+            "pass": bool(passed[0]) if values else None,
+        }
 
     for side in ("right", "left"):
         values = _values(ok, f"dice_{side}_lung")
-        if values:
-            check(
-                f"lung_dice_{side}",
-                values,
-                (min(values) >= LUNG_DICE_MIN, min(values)),
-                f">= {LUNG_DICE_MIN} every case",
-            )
+        check(
+            f"lung_dice_{side}",
+            values,
+            (min(values, default=0.0) >= LUNG_DICE_MIN, min(values, default=0.0)),
+            f">= {LUNG_DICE_MIN} every case",
+        )
     big = lambda r: r.get("lesion_fraction_ref_pct", 0.0) >= LESION_DICE_MIN_FRACTION  # noqa: E731
     values = _values(ok, "dice_lesion", big)
-    if values:
-        check(
-            "lesion_dice",
-            values,
-            (min(values) >= LESION_DICE_MIN, min(values)),
-            f">= {LESION_DICE_MIN} where the lesion fraction is >= {LESION_DICE_MIN_FRACTION} %",
-        )
+    check(
+        "lesion_dice",
+        values,
+        (min(values, default=0.0) >= LESION_DICE_MIN, min(values, default=0.0)),
+        f">= {LESION_DICE_MIN} where the lesion fraction is >= {LESION_DICE_MIN_FRACTION} %",
+    )
     values = [abs(v) for v in _values(ok, "lesion_fraction_error_pp")]
-    if values:
-        check(
-            "lesion_fraction_error",
-            values,
-            (max(values) <= FRACTION_ERROR_MAX_PP, max(values)),
-            f"|error| <= {FRACTION_ERROR_MAX_PP} percentage points every case",
-        )
+    check(
+        "lesion_fraction_error",
+        values,
+        (max(values, default=0.0) <= FRACTION_ERROR_MAX_PP, max(values, default=0.0)),
+        f"|error| <= {FRACTION_ERROR_MAX_PP} percentage points every case",
+    )
     healthy = lambda r: r.get("lesion_fraction_ref_pct", 1.0) == 0.0  # noqa: E731
     values = _values(ok, "lesion_fraction_pred_pct", healthy)
-    if values:
-        check(
-            "healthy_false_positives",
-            values,
-            (max(values) <= HEALTHY_FP_MAX_PCT, max(values)),
-            f"<= {HEALTHY_FP_MAX_PCT} % of lung on lesion-free cases",
-        )
+    check(
+        "healthy_false_positives",
+        values,
+        (max(values, default=0.0) <= HEALTHY_FP_MAX_PCT, max(values, default=0.0)),
+        f"<= {HEALTHY_FP_MAX_PCT} % of lung on lesion-free cases",
+    )
     present = lambda r: r.get("consolidation_fraction_ref_pct", 0.0) > 0.0  # noqa: E731
     values = _values(ok, "dice_consolidation", present)
-    if values:
-        check(
-            "consolidation_dice",
-            values,
-            (min(values) >= CONSOLIDATION_DICE_MIN, min(values)),
-            f">= {CONSOLIDATION_DICE_MIN} where consolidation is present",
-        )
+    check(
+        "consolidation_dice",
+        values,
+        (min(values, default=0.0) >= CONSOLIDATION_DICE_MIN, min(values, default=0.0)),
+        f">= {CONSOLIDATION_DICE_MIN} where consolidation is present",
+    )
     return summary
 
 
+def _cell(text: object) -> str:
+    """Text for a Markdown table cell (a ``|`` in it would end the cell)."""
+    return str(text).replace("|", "\\|")
+
+
 def summary_markdown(summary: dict, *, title: str) -> str:
-    lines = [f"# {title}", "", f"Cases: {summary['cases']} (failed: {summary['failed']})", ""]
+    lines = [f"# {title}", ""]
+    model = summary.get("model")
+    if model:
+        lines += [f"Segmenter: {model['id']} ({model['method']}; weights SHA-256 {model['sha256'] or '-'})", ""]
+    lines += [f"Cases: {summary['cases']} (failed: {summary['failed']})", ""]
     lines += ["| check | rule | n | worst | pass |", "|---|---|---|---|---|"]
     for name, item in summary["checks"].items():
-        lines.append(
-            f"| {name} | {item['rule']} | {item['n']} | {item['worst']:.4f} | {'yes' if item['pass'] else 'NO'} |"
-        )
+        if item["n"] == 0:
+            worst, verdict = "-", "no case to check"
+        else:
+            worst, verdict = f"{item['worst']:.4f}", "yes" if item["pass"] else "NO"
+        lines.append(f"| {name} | {_cell(item['rule'])} | {item['n']} | {worst} | {verdict} |")
     lines += ["", "| metric | n | mean | median | min | max |", "|---|---|---|---|---|---|"]
     for name, m in summary["metrics"].items():
         lines.append(f"| {name} | {m['n']} | {m['mean']:.4f} | {m['median']:.4f} | {m['min']:.4f} | {m['max']:.4f} |")
@@ -296,13 +305,24 @@ def evaluate_folder(
     label_map: LabelMap | None = None,
     save_masks: bool = False,
     title: str = "lunglesion evaluation",
+    model: dict | None = None,
 ) -> EvaluationOutput:
-    """Segment every case of ``folder`` with ``segmenter(image) -> LungSegmentation`` and score it."""
+    """Segment every case of ``folder`` with ``segmenter(image) -> LungSegmentation`` and score it.
+
+    ``model`` (``id``, ``sha256``, ``method``) names the segmenter in ``summary.json`` and ``summary.md``.
+    """
     cases: list[ReferenceCase] = find_cases(folder)
     if not cases:
         raise LunglesionError(
             ErrorCode.INPUT_NOT_FOUND,
             f"no image/reference pairs found in {folder} (see 'lunglesion evaluate --help' for the layouts)",
+        )
+    unmapped = [case.name for case in cases if case.label is not None and label_map is None]
+    if unmapped:
+        raise LunglesionError(
+            ErrorCode.CONFIG_INVALID,
+            f"{len(unmapped)} case(s) have a single label file ({', '.join(unmapped[:3])}"
+            f"{', ...' if len(unmapped) > 3 else ''}): give --label-map to say what its values mean",
         )
     rows: list[dict] = []
     for case in cases:
@@ -323,15 +343,18 @@ def evaluate_folder(
                     with atomic_path(Path(out_dir) / "masks" / f"{case.name}_{suffix}.nii.gz") as tmp:
                         sitk.WriteImage(img, str(tmp), useCompression=True)
         except LunglesionError as exc:
-            row["status"] = exc.code.value
-            log.warning("case %s failed: %s", case.name, exc.message)
+            row.update(status=exc.code.value, error_message=exc.message)
+            log.warning("case %s failed [%s]: %s", case.name, exc.code.value, exc.message)
         except RuntimeError as exc:  # SimpleITK read errors
-            row["status"] = "VOLUME_FILE_UNREADABLE"
+            message = f"the image or a label file could not be read ({str(exc).strip().splitlines()[-1][:200]})"
+            row.update(status=ErrorCode.VOLUME_FILE_UNREADABLE.value, error_message=message)
             log.warning("case %s could not be read: %s", case.name, exc)
         except Exception as exc:  # noqa: BLE001 - one odd case must not lose the others' scores
-            row["status"] = ErrorCode.INTERNAL_ERROR.value
+            row.update(status=ErrorCode.INTERNAL_ERROR.value, error_message=f"unexpected {type(exc).__name__}")
             log.exception("case %s: unexpected %s", case.name, type(exc).__name__)
         rows.append(row)
+        if row["status"] != "ok":
+            continue
         log.info(
             "%s: lung Dice R %s L %s, lesion Dice %s, fraction error %s pp",
             case.name,
@@ -342,6 +365,8 @@ def evaluate_folder(
         )
     rows.sort(key=lambda r: r["case"])
     summary = summarise(rows)
+    if model is not None:
+        summary["model"] = dict(model)
     out_dir = Path(out_dir)
     csv_path = out_dir / "evaluation.csv"
     write_text_atomic(csv_path, rows_to_csv(rows))

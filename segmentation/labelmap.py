@@ -10,6 +10,10 @@ A label map (JSON or YAML) names which values of a label file mean what::
     ignore: [255]       # not scored, and left out of the lesion loss when fine-tuning (unknown
                         # lesion class); the lung head learns these voxels as not lung
 
+In one label file a lesion value replaces the lung value of its voxel: with a sided map
+(``right_lung`` / ``left_lung``) lesion voxels are lung on the side of the nearest sided lung
+voxel; with an unsided ``lung`` value they join the lung before it is split into right/left.
+
 Folder layouts (``find_cases``):
 
 * ``<case>_ct.nii.gz`` + ``<case>_lungs.nii.gz`` + ``<case>_lesions.nii.gz`` (lunglesion's own
@@ -207,6 +211,10 @@ def read_reference(
     ignore: np.ndarray | None = None
     if case.lungs is not None:
         lungs = sitk.GetArrayFromImage(_read_label(case.lungs, grid)).astype(np.uint8)
+        if not lungs.any():
+            raise LunglesionError(
+                ErrorCode.CONFIG_INVALID, f"{case.lungs.name}: the lung reference is empty (no voxel is 1 or 2)"
+            )
     if case.lesions is not None:
         lesions = sitk.GetArrayFromImage(_read_label(case.lesions, grid)).astype(np.uint8)
     if lungs is not None and lesions is not None and lungs.shape != lesions.shape:
@@ -228,11 +236,24 @@ def read_reference(
             lungs[label_map.mask(array, Meaning.LEFT_LUNG)] = LungLabel.LEFT_LUNG
             unsided = label_map.mask(array, Meaning.LUNG)
             lesion_any = label_map.mask(array, Meaning.GGO) | label_map.mask(array, Meaning.CONSOLIDATION)
-            if not (label_map.has(Meaning.RIGHT_LUNG) or label_map.has(Meaning.LEFT_LUNG)):
+            sided = label_map.has(Meaning.RIGHT_LUNG) or label_map.has(Meaning.LEFT_LUNG)
+            if not sided:
                 # Lesions drawn instead of (not on top of) an unsided lung label are lung too.
                 unsided |= lesion_any
             if unsided.any():
                 lungs[unsided] = _split_unsided(unsided, label_image)
+            if sided:
+                # In one label file a lesion voxel carries its lesion value instead of its lung's:
+                # it is lung all the same, on the side of the nearest sided lung voxel.
+                _lesions_into_sided_lungs(lungs, lesion_any, spacing_zyx=tuple(reversed(label_image.GetSpacing())))
+            if not lungs.any():
+                present = np.unique(array)
+                raise LunglesionError(
+                    ErrorCode.CONFIG_INVALID,
+                    f"{case.label.name}: no voxel carries a lung value of the label map (values in the file: "
+                    f"{', '.join(str(v) for v in present[:12])}{', ...' if present.size > 12 else ''}); "
+                    "check the label map against the label file",
+                )
         if label_map.has(Meaning.GGO) or label_map.has(Meaning.CONSOLIDATION):
             lesions = np.zeros(array.shape, np.uint8)
             lesions[label_map.mask(array, Meaning.GGO)] = LesionLabel.GGO
@@ -250,6 +271,30 @@ def read_reference(
             )
         ignore = ignore | (extra > 0)
     return lungs, lesions, ignore
+
+
+def _lesions_into_sided_lungs(lungs: np.ndarray, lesion_any: np.ndarray, *, spacing_zyx: tuple[float, ...]) -> None:
+    """Give lesion voxels without a lung label the side of the nearest sided lung voxel (in place).
+
+    Distances are in millimetres, within the bounding box of lungs and lesions. A lung whose
+    every voxel is labelled lesion has no sided voxel left to say which side it is; its lesion
+    then joins the other lung (nearest), which is why a map with an unsided ``lung`` value or
+    separate lung and lesion files (``<case>_lungs`` / ``<case>_lesions``) is the safer layout
+    for whole consolidated lungs.
+    """
+    from scipy import ndimage as ndi
+
+    lesion_only = lesion_any & (lungs == 0)
+    if not lesion_only.any() or not lungs.any():
+        return
+    box = ndi.find_objects((lesion_only | (lungs > 0)).astype(np.uint8))[0]
+    sub_lungs = lungs[box]
+    indices = ndi.distance_transform_edt(
+        sub_lungs == 0, sampling=spacing_zyx, return_distances=False, return_indices=True
+    )
+    where = lesion_only[box]
+    nearest = sub_lungs[tuple(axis[where] for axis in indices)]
+    sub_lungs[where] = nearest
 
 
 def _split_unsided(mask: np.ndarray, reference: sitk.Image) -> np.ndarray:

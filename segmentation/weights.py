@@ -97,7 +97,8 @@ def verify_checksum(description: ModelDescription) -> None:
         raise SegmentationError(
             ErrorCode.WEIGHTS_CORRUPT,
             f"weights file {description.weights_path} has SHA-256 {actual[:12]}..., expected "
-            f"{description.sha256[:12]}... (truncated download or modified file); reinstall lunglesion",
+            f"{description.sha256[:12]}... (truncated copy or modified file); reinstall lunglesion for the shipped "
+            "model, or copy the .pt written by 'lunglesion train' next to its JSON again",
         )
 
 

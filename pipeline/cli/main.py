@@ -19,8 +19,17 @@ log = logging.getLogger(__name__)
 #: Sub-command modules; each exposes ``register(subparsers, parents)`` which sets ``func``.
 COMMANDS: tuple = (run_cmd, index_cmd, report_cmd, train_cmd, evaluate_cmd, demo_cmd)
 
-#: Errors caused by what the user asked for (exit 2), as opposed to per-scan failures.
-USAGE_ERRORS = {ErrorCode.CONFIG_INVALID, ErrorCode.COHORT_INVALID, ErrorCode.INPUT_NOT_FOUND}
+#: Errors caused by what the user asked for (exit 2), as opposed to per-scan failures: a bad
+#: option or file, a model file that is missing or does not match its checksum, labels off
+#: their image's grid (when they stop a whole command, e.g. fine-tuning).
+USAGE_ERRORS = {
+    ErrorCode.CONFIG_INVALID,
+    ErrorCode.COHORT_INVALID,
+    ErrorCode.INPUT_NOT_FOUND,
+    ErrorCode.WEIGHTS_MISSING,
+    ErrorCode.WEIGHTS_CORRUPT,
+    ErrorCode.LABEL_GRID_MISMATCH,
+}
 
 
 def build_parser() -> argparse.ArgumentParser:

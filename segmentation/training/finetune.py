@@ -50,12 +50,6 @@ def build_user_cache(labels_dir: Path, label_map: LabelMap | None, *, cache_dir:
                 ErrorCode.CONFIG_INVALID,
                 f"{case.name}: fine-tuning needs lung labels (right_lung/left_lung or lung in the label map)",
             )
-        if not lungs.any():
-            raise LunglesionError(
-                ErrorCode.CONFIG_INVALID,
-                f"{case.name}: no voxel carries a lung value of the label map (the model would learn that there "
-                "is no lung); check the label map against the values in the label file",
-            )
         hu, canon = canonical_array(image, dtype=np.float32)
         np.clip(hu, -1024.0, 3071.0, out=hu)
         c_lungs = np.ascontiguousarray(canon.forward(lungs))

@@ -12,7 +12,7 @@ import SimpleITK as sitk
 
 from pipeline.cli.main import main
 from pipeline.errors import LunglesionError
-from segmentation.evaluation import CSV_COLUMNS, compare, dice, summarise
+from segmentation.evaluation import CSV_COLUMNS, compare, dice, summarise, summary_markdown
 from segmentation.labelmap import LabelMap, Meaning, find_cases, read_reference
 from segmentation.result import LungSegmentation
 from segmentation.synth.phantom import make_phantom
@@ -150,6 +150,35 @@ def test_summary_checks():
     assert summary["checks"]["healthy_false_positives"]["pass"] is False
 
 
+def test_summary_shows_every_check_even_without_a_case_and_names_the_model():
+    """A check no case can test is listed as such (not silently left out); rules with a ``|`` stay
+    inside their Markdown cell; the segmenter's id and SHA-256 are recorded."""
+    rows = [
+        {
+            "case": "a",
+            "status": "ok",
+            "dice_right_lung": 0.98,
+            "dice_left_lung": 0.99,
+            "lesion_fraction_ref_pct": 1.0,
+            "lesion_fraction_pred_pct": 1.5,
+            "lesion_fraction_error_pp": 0.5,
+        }
+    ]
+    summary = summarise(rows)
+    assert summary["checks"]["lesion_dice"] == {
+        "rule": summary["checks"]["lesion_dice"]["rule"],
+        "n": 0,
+        "worst": None,
+        "pass": None,
+    }
+    summary["model"] = {"id": "m1", "sha256": "abc", "method": "model"}
+    text = summary_markdown(summary, title="t")
+    assert "| lesion_dice | >= 0.8 where the lesion fraction is >= 5.0 % | 0 | - | no case to check |" in text
+    assert "| lesion_fraction_error | \\|error\\| <= 2.0 percentage points every case | 1 | 0.5000 | yes |" in text
+    assert "Segmenter: m1 (model; weights SHA-256 abc)" in text
+    assert len(summary["checks"]) == 6
+
+
 def test_label_map_reading(tmp_path):
     path = tmp_path / "map.yaml"
     path.write_text("right_lung: 1\nleft_lung: [2]\nggo: [3, 5]\nconsolidation: 4\n")
@@ -208,7 +237,9 @@ def test_evaluate_with_a_label_map(tmp_path):
     assert (
         main(["evaluate", str(cases), "--out", str(out), "--method", "classical", "--label-map", str(label_map)]) == 0
     )
-    assert main(["evaluate", str(cases), "--out", str(out), "--method", "classical"]) == 3  # no map: case fails
+    # no map: refused before any case is segmented (every case would fail the same way)
+    assert main(["evaluate", str(cases), "--out", str(out / "nomap"), "--method", "classical"]) == 2
+    assert not (out / "nomap" / "evaluation.csv").exists()
 
 
 def test_an_ignore_file_is_honoured(tmp_path):

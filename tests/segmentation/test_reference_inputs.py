@@ -127,3 +127,71 @@ def test_segment_says_when_values_are_not_hounsfield_units():
     with pytest.raises(SegmentationError, match="not Hounsfield units") as caught:
         segment(image, device="cpu")
     assert caught.value.code is ErrorCode.NO_LUNG_FOUND
+
+
+def _with_lesions(phantom):
+    """The phantom's lung labels (1 right, 2 left) and lesion labels (1 GGO, 2 consolidation) in both lungs."""
+    lungs = sitk.GetArrayFromImage(phantom.lung_image())
+    lesions = np.zeros_like(lungs)
+    for side, kind in ((1, 1), (2, 2)):
+        zs, ys, xs = np.nonzero(lungs == side)
+        z, y, x = int(np.median(zs)), int(np.median(ys)), int(np.median(xs))
+        block = np.zeros(lungs.shape, bool)
+        block[z - 2 : z + 3, y - 6 : y + 7, x - 6 : x + 7] = True
+        lesions[block & (lungs == side)] = kind
+    return lungs, lesions
+
+
+def test_lesions_in_one_label_file_are_lung_on_their_own_side(tmp_path):
+    """In a single label file a lesion voxel carries its lesion value instead of its lung's:
+    read with a sided map it must still be lung (diseased lung is lung), on its own side."""
+    phantom = make_phantom(seed=17)
+    lungs, lesions = _with_lesions(phantom)
+    single = lungs.copy()
+    single[lesions == 1] = 3
+    single[lesions == 2] = 4
+    image = sitk.GetImageFromArray(single)
+    image.CopyInformation(phantom.lung_image())
+    sitk.WriteImage(phantom.image(), str(tmp_path / "p_ct.nii.gz"))
+    sitk.WriteImage(image, str(tmp_path / "p_label.nii.gz"))
+    (tmp_path / "map.json").write_text(json.dumps({"right_lung": 1, "left_lung": 2, "ggo": 3, "consolidation": 4}))
+    (case,) = find_cases(tmp_path)
+    got_lungs, got_lesions, _ = read_reference(case, LabelMap.read(tmp_path / "map.json"), grid=phantom.image())
+    assert np.count_nonzero(lesions) > 100
+    np.testing.assert_array_equal(got_lungs, lungs)
+    np.testing.assert_array_equal(got_lesions, lesions)
+
+
+def test_a_label_whose_values_the_map_does_not_name_fails_its_case_in_evaluate(tmp_path):
+    """Not scored as Dice 0 against an empty reference with nonsense volume errors."""
+    cases = tmp_path / "cases"
+    cases.mkdir()
+    phantom = make_phantom(seed=18)
+    sitk.WriteImage(phantom.image(), str(cases / "p_ct.nii.gz"))
+    sitk.WriteImage(phantom.lung_image(), str(cases / "p_label.nii.gz"))  # values 1 and 2
+    (tmp_path / "map.json").write_text(json.dumps({"right_lung": 10, "left_lung": 20}))
+    out = tmp_path / "out"
+    args = [
+        "evaluate",
+        str(cases),
+        "--out",
+        str(out),
+        "--method",
+        "classical",
+        "--label-map",
+        str(tmp_path / "map.json"),
+    ]
+    assert main([*args, "--log-level", "ERROR"]) == 3
+    with open(out / "evaluation.csv", newline="") as handle:
+        (row,) = list(csv.DictReader(handle))
+    assert row["status"] == ErrorCode.CONFIG_INVALID.value and row["dice_right_lung"] == ""
+    assert "no voxel carries a lung value of the label map (values in the file: 0, 1, 2)" in row["error_message"]
+
+
+def test_evaluate_refuses_missing_weights_before_any_case(tmp_path):
+    cases = tmp_path / "cases"
+    cases.mkdir()
+    _case(cases, "p", make_phantom(seed=19))
+    out = tmp_path / "out"
+    assert main(["evaluate", str(cases), "--out", str(out), "--weights", str(tmp_path / "nosuch.json")]) == 2
+    assert not (out / "evaluation.csv").exists()

@@ -65,3 +65,21 @@ def test_a_configuration_file_that_is_not_utf8_is_a_config_error(tmp_path):
     path.write_bytes(b"\xff\xfesegmentation: {}\n")
     with pytest.raises(ConfigError, match="not a UTF-8 text file"):
         load_settings(path)
+
+
+def test_relative_paths_in_a_config_file_are_relative_to_that_file(tmp_path, monkeypatch):
+    """Started from any folder, ``--config study/use_ft.yaml`` naming ``models/ft.json`` finds study/models/ft.json."""
+    study = tmp_path / "study"
+    study.mkdir()
+    config = study / "use_ft.yaml"
+    config.write_text("segmentation:\n  weights: models/ft.json\n  training:\n    cache_dir: cache\n")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    settings = load_settings(Path("..") / "study" / "use_ft.yaml").segmentation
+    assert settings.weights == study.resolve() / "models" / "ft.json"
+    assert settings.training.cache_dir == study.resolve() / "cache"
+    # absolute and home-relative values are kept as written
+    config.write_text(f"segmentation:\n  weights: {tmp_path / 'abs.json'}\n  training:\n    cache_dir: ~/x\n")
+    settings = load_settings(config).segmentation
+    assert settings.weights == tmp_path / "abs.json" and str(settings.training.cache_dir) == "~/x"
