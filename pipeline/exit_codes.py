@@ -13,6 +13,6 @@ class ExitCode(IntEnum):
     INTERNAL_ERROR = 1
     """A bug or an unexpected environment failure; the log has the traceback."""
     USAGE = 2
-    """Bad command line, configuration, cohort file or missing input path; nothing was processed."""
+    """Bad command line, configuration, cohort file, missing input path or model file; nothing was processed."""
     SOME_FAILED = 3
     """The run finished, but some scans failed; see errors.csv."""
