@@ -111,6 +111,26 @@ def _describe(error: Mapping[str, Any]) -> str:
     return f"'{key}': {error['msg']}{shown}"
 
 
+def override_settings(settings: Settings, changes: Mapping[str, Mapping[str, Any]], *, source: str) -> Settings:
+    """``settings`` with command-line values put in, validated like a configuration file.
+
+    ``changes`` maps sections to the keys they change, e.g. ``{"run": {"workers": 2}}``.
+
+    Raises
+    ------
+    ConfigError
+        If a value is not allowed (``source`` names where it came from, e.g. ``command line``).
+    """
+    tree = settings.model_dump(mode="json")
+    for section, values in changes.items():
+        tree[section] = {**tree[section], **values}
+    try:
+        return Settings.model_validate(tree)
+    except ValidationError as exc:
+        problems = "; ".join(_describe(err) for err in exc.errors())
+        raise ConfigError(f"{source}: {problems}") from None
+
+
 def load_settings(overlay: str | Path | None = None, *, base: str | Path | None = None) -> Settings:
     """Load the default configuration, optionally overlaid by a user's file.
 

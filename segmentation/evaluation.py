@@ -327,9 +327,11 @@ def evaluate_folder(
     rows: list[dict] = []
     for case in cases:
         row: dict = {"case": case.name}
+        reading = True
         try:
             image = sitk.ReadImage(str(case.image))
             ref_lungs, ref_lesions, ignore = read_reference(case, label_map, grid=image)
+            reading = False
             start = time.perf_counter()
             prediction = segmenter(image)
             row["seconds"] = time.perf_counter() - start
@@ -345,10 +347,18 @@ def evaluate_folder(
         except LunglesionError as exc:
             row.update(status=exc.code.value, error_message=exc.message)
             log.warning("case %s failed [%s]: %s", case.name, exc.code.value, exc.message)
-        except RuntimeError as exc:  # SimpleITK read errors
-            message = f"the image or a label file could not be read ({str(exc).strip().splitlines()[-1][:200]})"
-            row.update(status=ErrorCode.VOLUME_FILE_UNREADABLE.value, error_message=message)
-            log.warning("case %s could not be read: %s", case.name, exc)
+        except RuntimeError as exc:  # SimpleITK read errors; torch errors (e.g. out of memory) later on
+            lines = str(exc).strip().splitlines()
+            detail = lines[-1][:200] if lines else type(exc).__name__
+            if reading:
+                code, message = (
+                    ErrorCode.VOLUME_FILE_UNREADABLE,
+                    f"the image or a label file could not be read ({detail})",
+                )
+            else:
+                code, message = ErrorCode.SEGMENTATION_FAILED, f"segmentation or scoring failed ({detail})"
+            row.update(status=code.value, error_message=message)
+            log.warning("case %s failed [%s]: %s", case.name, code.value, message)
         except Exception as exc:  # noqa: BLE001 - one odd case must not lose the others' scores
             row.update(status=ErrorCode.INTERNAL_ERROR.value, error_message=f"unexpected {type(exc).__name__}")
             log.exception("case %s: unexpected %s", case.name, type(exc).__name__)

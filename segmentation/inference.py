@@ -61,7 +61,11 @@ def resolve_device(device: str) -> str:
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda" and not torch.cuda.is_available():
-        raise SegmentationError(ErrorCode.SEGMENTATION_FAILED, "device 'cuda' was requested but no GPU is available")
+        raise SegmentationError(
+            ErrorCode.SEGMENTATION_FAILED,
+            "device 'cuda' was requested but no GPU is usable by this process (torch.cuda.is_available() is "
+            f"False; torch {torch.__version__}, CUDA build: {torch.version.cuda or 'none'})",
+        )
     if device not in {"cpu", "cuda"}:
         raise SegmentationError(ErrorCode.SEGMENTATION_FAILED, f"unknown device {device!r} (use auto, cpu or cuda)")
     return device

@@ -10,9 +10,10 @@ A label map (JSON or YAML) names which values of a label file mean what::
     ignore: [255]       # not scored, and left out of the lesion loss when fine-tuning (unknown
                         # lesion class); the lung head learns these voxels as not lung
 
-In one label file a lesion value replaces the lung value of its voxel: with a sided map
-(``right_lung`` / ``left_lung``) lesion voxels are lung on the side of the nearest sided lung
-voxel; with an unsided ``lung`` value they join the lung before it is split into right/left.
+In one label file a lesion value replaces the lung value of its voxel. With ``right_lung`` /
+``left_lung`` values in the map (with or without ``lung``), lesion voxels connected to labelled
+lung are lung on the side of the nearest lung voxel; with only an unsided ``lung`` value, lesion
+voxels join the lung before it is split into right/left.
 
 Folder layouts (``find_cases``):
 
@@ -213,7 +214,7 @@ def read_reference(
         lungs = sitk.GetArrayFromImage(_read_label(case.lungs, grid)).astype(np.uint8)
         if not lungs.any():
             raise LunglesionError(
-                ErrorCode.CONFIG_INVALID, f"{case.lungs.name}: the lung reference is empty (no voxel is 1 or 2)"
+                ErrorCode.CONFIG_INVALID, f"{case.lungs.name}: the lung reference is empty (every voxel is 0)"
             )
     if case.lesions is not None:
         lesions = sitk.GetArrayFromImage(_read_label(case.lesions, grid)).astype(np.uint8)
@@ -274,27 +275,38 @@ def read_reference(
 
 
 def _lesions_into_sided_lungs(lungs: np.ndarray, lesion_any: np.ndarray, *, spacing_zyx: tuple[float, ...]) -> None:
-    """Give lesion voxels without a lung label the side of the nearest sided lung voxel (in place).
+    """Give lesion voxels without a lung label the side of the nearest lung voxel (in place).
 
-    Distances are in millimetres, within the bounding box of lungs and lesions. A lung whose
-    every voxel is labelled lesion has no sided voxel left to say which side it is; its lesion
-    then joins the other lung (nearest), which is why a map with an unsided ``lung`` value or
-    separate lung and lesion files (``<case>_lungs`` / ``<case>_lesions``) is the safer layout
-    for whole consolidated lungs.
+    Only lesion regions that touch labelled lung are lung (a lesion drawn in place of lung is
+    connected to it); a stray lesion voxel away from the lungs stays outside. Distances are in
+    millimetres, computed in the bounding box of those regions plus a margin (memory follows the
+    lesions, not the scan). A lung whose every voxel is labelled lesion has no lung voxel left to
+    say which side it is; its lesion then joins the other lung (the nearest), which is why a map
+    with an unsided ``lung`` value, or separate ``<case>_lungs`` / ``<case>_lesions`` files, is the
+    safer layout for whole consolidated lungs.
     """
     from scipy import ndimage as ndi
 
     lesion_only = lesion_any & (lungs == 0)
     if not lesion_only.any() or not lungs.any():
         return
-    box = ndi.find_objects((lesion_only | (lungs > 0)).astype(np.uint8))[0]
+    cube = np.ones((3, 3, 3), bool)
+    regions, n = ndi.label(lesion_only, structure=cube)
+    touching = np.unique(regions[ndi.binary_dilation(lungs > 0, structure=cube) & lesion_only])
+    attached = np.isin(regions, touching[touching > 0])
+    if not attached.any():
+        return
+    margin = 8
+    box = tuple(
+        slice(max(0, s.start - margin), min(size, s.stop + margin))
+        for s, size in zip(ndi.find_objects(attached.astype(np.uint8))[0], lungs.shape, strict=True)
+    )
     sub_lungs = lungs[box]
     indices = ndi.distance_transform_edt(
         sub_lungs == 0, sampling=spacing_zyx, return_distances=False, return_indices=True
     )
-    where = lesion_only[box]
-    nearest = sub_lungs[tuple(axis[where] for axis in indices)]
-    sub_lungs[where] = nearest
+    where = attached[box]
+    sub_lungs[where] = sub_lungs[tuple(axis[where] for axis in indices)]
 
 
 def _split_unsided(mask: np.ndarray, reference: sitk.Image) -> np.ndarray:

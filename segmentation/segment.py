@@ -71,6 +71,26 @@ def segment(
     )
 
 
+def segmenter_identity(settings: SegmentationSettings) -> tuple[str, str]:
+    """(model id, weights SHA-256) of the segmenter ``settings`` choose, with the weights' checksum verified.
+
+    Called once in the main process before any scan, so that a missing or corrupt model stops
+    a command at once instead of failing every scan.
+
+    Raises
+    ------
+    SegmentationError
+        ``WEIGHTS_MISSING`` / ``WEIGHTS_CORRUPT``.
+    """
+    if settings.method is SegmentationMethod.CLASSICAL:
+        return CLASSICAL_MODEL_ID, ""
+    from segmentation.weights import read_description, verify_checksum
+
+    description = read_description(settings.weights)
+    verify_checksum(description)
+    return description.model_id, description.sha256
+
+
 def segment_classical(image: sitk.Image, *, settings: SegmentationSettings | None = None) -> LungSegmentation:
     """The HU-threshold baseline (``method: classical``) with the same result type as the model."""
     from segmentation.classical import ClassicalParameters, segment_lesions, segment_lungs

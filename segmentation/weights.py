@@ -59,7 +59,7 @@ def read_description(path: Path | None = None) -> ModelDescription:
         ``WEIGHTS_MISSING`` if the JSON or the weights file does not exist,
         ``WEIGHTS_CORRUPT`` if the JSON is unreadable or incomplete.
     """
-    path = Path(path) if path is not None else default_description_path()
+    path = Path(path).expanduser() if path is not None else default_description_path()
     if path.suffix == ".pt":
         path = path.with_suffix(".json")
     if not path.is_file():

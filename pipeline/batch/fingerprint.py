@@ -14,11 +14,16 @@ from pipeline.config import Settings
 #: formats are not here: tables are rebuilt at the end of every run, and missing output
 #: formats are detected separately from the done-marker.
 PER_SCAN_SECTIONS = ("selection", "geometry", "hu", "segmentation", "metrics")
-#: Keys inside those sections that do not decide whether a finished scan is reused: how a model
-#: is *trained* (the model itself is in the fingerprint by its SHA-256), CPU threads, and the
-#: requested device (``auto`` means CPU on one machine and CUDA on another; each scan's record
-#: says which device computed it).
-IGNORED_KEYS = (("segmentation", "training"), ("segmentation", "threads"), ("segmentation", "device"))
+#: Keys inside those sections that do not decide whether a finished scan is reused: where the
+#: model file lies and how a model is *trained* (the model itself is in the fingerprint by its
+#: SHA-256), CPU threads, and the requested device (``auto`` means CPU on one machine and CUDA
+#: on another; each scan's record says which device computed it).
+IGNORED_KEYS = (
+    ("segmentation", "weights"),
+    ("segmentation", "training"),
+    ("segmentation", "threads"),
+    ("segmentation", "device"),
+)
 
 
 def input_fingerprint(files: Iterable[Path]) -> str:

@@ -87,15 +87,10 @@ def _session(candidate: SeriesCandidate) -> str:
 
 
 def _model_identity(settings: Settings) -> tuple[str, str]:
-    """(model id, weights SHA-256) of the segmenter the settings choose; read once in the main process."""
-    from segmentation.segment import CLASSICAL_MODEL_ID
-    from segmentation.settings import SegmentationMethod
-    from segmentation.weights import read_description
+    """(model id, weights SHA-256) of the segmenter the settings choose; checked once in the main process."""
+    from segmentation.segment import segmenter_identity
 
-    if settings.segmentation.method is SegmentationMethod.CLASSICAL:
-        return CLASSICAL_MODEL_ID, ""
-    description = read_description(settings.segmentation.weights)
-    return description.model_id, description.sha256
+    return segmenter_identity(settings.segmentation)
 
 
 def _check_inputs(options: RunOptions) -> None:

@@ -30,3 +30,25 @@ def common_parser() -> argparse.ArgumentParser:
 def settings_from_args(args: argparse.Namespace) -> Settings:
     """The validated settings for this invocation (default config + ``--config``)."""
     return load_settings(args.config)
+
+
+def check_device(device: str, *, method: object) -> None:
+    """Refuse a device this process cannot use (``cuda`` without a GPU) before any work starts.
+
+    The classical segmenter runs on the CPU whatever the device, so nothing is checked for it.
+
+    Raises
+    ------
+    ConfigError
+        Naming the device and why it cannot be used.
+    """
+    from pipeline.errors import ConfigError, SegmentationError
+    from segmentation.inference import resolve_device
+    from segmentation.settings import SegmentationMethod
+
+    if method is SegmentationMethod.CLASSICAL:
+        return
+    try:
+        resolve_device(device)
+    except SegmentationError as exc:
+        raise ConfigError(f"--device {device}: {exc.message}; use --device auto or cpu") from None

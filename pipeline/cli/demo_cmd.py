@@ -33,7 +33,8 @@ def register(subparsers: argparse._SubParsersAction, parents: list[argparse.Argu
 
 
 def run(args: argparse.Namespace) -> int:
-    from pipeline.cli.common import settings_from_args
+    from pipeline.cli.common import check_device, settings_from_args
+    from pipeline.config import override_settings
     from pipeline.demo.run import DemoOptions, run_demo
     from pipeline.demo.summary import agreement, format_table
 
@@ -41,13 +42,13 @@ def run(args: argparse.Namespace) -> int:
     workers = args.workers if args.workers is not None else settings.run.workers
     if workers < 1:
         raise ConfigError("--workers must be at least 1")
+    device = args.device or settings.segmentation.device.value
+    check_device(device, method=settings.segmentation.method)
+    settings = override_settings(
+        settings, {"run": {"workers": workers}, "segmentation": {"device": device}}, source="command line"
+    )
     result = run_demo(
-        DemoOptions(
-            out_dir=args.out,
-            workers=workers,
-            device=args.device or settings.segmentation.device.value,
-            force=args.force,
-        ),
+        DemoOptions(out_dir=args.out, workers=workers, device=device, force=args.force),
         settings=settings,
     )
     summary = result.summary

@@ -55,12 +55,13 @@ def register(subparsers: argparse._SubParsersAction, parents: list[argparse.Argu
 
 
 def run(args: argparse.Namespace) -> int:
-    from pipeline.cli.common import settings_from_args
+    from pipeline.cli.common import check_device, settings_from_args
     from pipeline.cli.train_cmd import default_data_root
     from pipeline.errors import ErrorCode, LunglesionError
     from segmentation import segment
     from segmentation.evaluation import evaluate_folder
     from segmentation.labelmap import LabelMap
+    from segmentation.segment import segmenter_identity
 
     settings = settings_from_args(args).segmentation
     update = {}
@@ -72,6 +73,10 @@ def run(args: argparse.Namespace) -> int:
         update["device"] = args.device
     if update:
         settings = settings.model_validate({**settings.model_dump(), **update})
+    # The device and the model files are checked before any case is built or segmented.
+    check_device(settings.device.value, method=settings.method)
+    model_id, model_sha256 = segmenter_identity(settings)
+    model = {"id": model_id, "sha256": model_sha256, "method": settings.method.value}
     folder = args.folder
     if args.synthetic_validation:
         from segmentation.training.validation import build_validation_set
@@ -95,7 +100,6 @@ def run(args: argparse.Namespace) -> int:
     if not folder.is_dir():
         raise LunglesionError(ErrorCode.INPUT_NOT_FOUND, f"{folder} is not a folder")
     label_map = LabelMap.read(args.label_map) if args.label_map else None
-    model = _segmenter_identity(settings)
 
     def segmenter(image):
         return segment(image, settings=settings)
@@ -112,30 +116,6 @@ def run(args: argparse.Namespace) -> int:
     print(output.summary_md.read_text(encoding="utf-8"), end="")
     print(f"per-case results: {output.csv_path}")
     return int(ExitCode.OK if output.summary["failed"] == 0 else ExitCode.SOME_FAILED)
-
-
-def _segmenter_identity(settings) -> dict:
-    """Id, weights SHA-256 and method of the segmenter; the model is loaded (and checked) now.
-
-    Missing or corrupt weights are refused before any case (``WEIGHTS_MISSING`` /
-    ``WEIGHTS_CORRUPT``, exit 2), not reported once per case. The loaded model is cached, so
-    the cases reuse it.
-    """
-    from segmentation.segment import CLASSICAL_MODEL_ID
-    from segmentation.settings import SegmentationMethod
-
-    if settings.method is SegmentationMethod.CLASSICAL:
-        return {"id": CLASSICAL_MODEL_ID, "sha256": "", "method": settings.method.value}
-    from pipeline.errors import ConfigError, SegmentationError
-    from segmentation.inference import load_model, resolve_device
-
-    device = settings.device.value
-    try:
-        resolve_device(device)
-    except SegmentationError as exc:
-        raise ConfigError(f"--device {device}: {exc.message}") from None
-    loaded = load_model(settings.weights, device=device, threads=settings.threads or None)
-    return {"id": loaded.model_id, "sha256": loaded.sha256, "method": settings.method.value}
 
 
 def run_real_data(args: argparse.Namespace, settings) -> None:

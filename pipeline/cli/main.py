@@ -36,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lunglesion",
         description="Measure lung disease (ground-glass opacity, consolidation) on chest CT.",
-        epilog="Exit codes: 0 all done, 1 internal error, 2 bad usage/config/cohort file, 3 some scans failed.",
+        epilog=("Exit codes: 0 all done, 1 internal error, 2 bad usage/config/cohort/model file, 3 some scans failed."),
     )
     parser.add_argument("--version", action="version", version=f"lunglesion {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)

@@ -18,7 +18,7 @@ def register(subparsers: argparse._SubParsersAction, parents: list[argparse.Argu
             "scans to the cohort's treatment timepoints and write per-scan files and cohort tables. "
             "Finished scans are reused on a rerun (resume); failed scans are retried."
         ),
-        epilog="Exit codes: 0 all done, 1 internal error, 2 bad usage/config/cohort file, 3 some scans failed.",
+        epilog=("Exit codes: 0 all done, 1 internal error, 2 bad usage/config/cohort/model file, 3 some scans failed."),
     )
     parser.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="DICOM folders and/or volume files")
     parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder")
@@ -45,8 +45,8 @@ def register(subparsers: argparse._SubParsersAction, parents: list[argparse.Argu
 
 
 def _check_memory_limit(text: str | None) -> None:
-    """Refuse a ``--memory-limit`` Dask cannot read before anything starts (e.g. ``lots``)."""
-    if text is None:
+    """Refuse a ``--memory-limit`` Dask cannot read before anything starts (e.g. ``lots``); ``auto`` is Dask's own."""
+    if text is None or text.strip().lower() == "auto":
         return
     from dask.utils import parse_bytes
 
@@ -58,28 +58,11 @@ def _check_memory_limit(text: str | None) -> None:
         raise ConfigError(f"--memory-limit must be a positive size, got {text!r}")
 
 
-def _check_cuda(device: str, scheduler: str | None) -> None:
-    """``--device cuda`` on a machine without a usable GPU: refused up front, not once per scan.
-
-    With ``--scheduler`` the workers run elsewhere and may have GPUs this process lacks; each
-    worker then reports its own ``SEGMENTATION_FAILED`` if it has none.
-    """
-    if device != "cuda" or scheduler:
-        return
-    import torch
-
-    if not torch.cuda.is_available():
-        raise ConfigError(
-            "--device cuda: no CUDA GPU is usable by this process (torch.cuda.is_available() is False; "
-            f"torch {torch.__version__}, CUDA build: {torch.version.cuda or 'none'}); use --device auto or cpu"
-        )
-
-
 def run(args: argparse.Namespace) -> int:
     from pipeline.batch.outputs import parse_formats
     from pipeline.batch.runner import RunOptions, run_batch
-    from pipeline.cli.common import settings_from_args
-    from segmentation.settings import DeviceChoice
+    from pipeline.cli.common import check_device, settings_from_args
+    from pipeline.config import override_settings
 
     settings = settings_from_args(args)
     try:
@@ -93,14 +76,17 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--num-parts {args.num_parts} needs --part-id (0..{args.num_parts - 1}): which part to run")
     _check_memory_limit(args.memory_limit)
     device = args.device or settings.segmentation.device.value
-    _check_cuda(device, args.scheduler)
+    if not args.scheduler:  # remote workers may have the GPU this process lacks
+        check_device(device, method=settings.segmentation.method)
     # The command line overrides the configuration: run.json's resolved config shows what ran.
-    settings = settings.model_copy(
-        update={
-            "run": settings.run.model_copy(update={"workers": workers}),
-            "outputs": settings.outputs.model_copy(update={"formats": [f.value for f in formats]}),
-            "segmentation": settings.segmentation.model_copy(update={"device": DeviceChoice(device)}),
-        }
+    settings = override_settings(
+        settings,
+        {
+            "run": {"workers": workers},
+            "outputs": {"formats": [f.value for f in formats]},
+            "segmentation": {"device": device},
+        },
+        source="command line",
     )
     options = RunOptions(
         inputs=tuple(args.inputs),

@@ -192,9 +192,11 @@ def read_dicom_header(path: Path) -> DicomHeader:
         ) from None
 
     if pixel_problem is not None:
-        raise IngestError(
-            ErrorCode.TRUNCATED_FILE, pixel_problem, series_uid=str(ds.get("SeriesInstanceUID", "") or "")
-        )
+        try:  # only to name the series that lost this file; a malformed value names none
+            series_uid = str(ds.get("SeriesInstanceUID", "") or "").strip().strip("\x00")
+        except Exception:  # noqa: BLE001 - pydicom raises many types on malformed values
+            series_uid = ""
+        raise IngestError(ErrorCode.TRUNCATED_FILE, pixel_problem, series_uid=series_uid)
     if "SOPClassUID" not in ds and "SeriesInstanceUID" not in ds:
         if not has_preamble:
             raise IngestError(ErrorCode.NOT_DICOM, "not a DICOM file (no preamble and no SOP class or series UID)")

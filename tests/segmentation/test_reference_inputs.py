@@ -195,3 +195,18 @@ def test_evaluate_refuses_missing_weights_before_any_case(tmp_path):
     out = tmp_path / "out"
     assert main(["evaluate", str(cases), "--out", str(out), "--weights", str(tmp_path / "nosuch.json")]) == 2
     assert not (out / "evaluation.csv").exists()
+
+
+def test_lesion_voxels_take_the_side_of_the_nearest_lung_voxel_and_stray_ones_stay_out():
+    from segmentation.labelmap import _lesions_into_sided_lungs
+
+    lungs = np.zeros((10, 40, 60), np.uint8)
+    lungs[2:8, 5:35, 5:27] = 1
+    lungs[2:8, 5:35, 33:55] = 2
+    lesion = np.zeros(lungs.shape, bool)
+    lesion[3:7, 10:20, 20:40] = True  # one lesion region bridging the gap between the lungs
+    lungs[lesion] = 0
+    lesion[0, 0, 0] = True  # a stray voxel, touching no lung
+    _lesions_into_sided_lungs(lungs, lesion, spacing_zyx=(2.0, 1.0, 1.0))
+    assert lungs[0, 0, 0] == 0
+    assert (lungs[5, 15, 20:30] == 1).all() and (lungs[5, 15, 30:40] == 2).all()  # the gap's middle is x = 30

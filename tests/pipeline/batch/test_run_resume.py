@@ -65,6 +65,13 @@ def test_run_killed_part_way_then_rerun_ends_like_an_uninterrupted_run(tmp_path,
     assert csv_tables(out) == csv_tables(reference_run.out)
     assert not list(out.rglob(".tmp-*")), "temporary files left behind"
 
+    # Asking for another device does not make finished scans stale; run.json shows the request.
+    again = finished_run(out, *args[1:-2], "--device", "cpu")
+    assert again.returncode == 0, again.stderr[-3000:]
+    record = json.loads((out / "run.json").read_text())
+    assert record["counts"]["scans_reused"] == 3 and record["counts"]["scans_computed"] == 0
+    assert record["config"]["segmentation"]["device"] == record["device"] == "cpu"
+
 
 def test_three_parts_run_at_the_same_time_into_one_folder_equal_one_full_run(tmp_path, reference_run, reference_input):
     out = tmp_path / "out"
