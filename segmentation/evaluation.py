@@ -214,52 +214,43 @@ def summarise(rows: list[dict]) -> dict:
                 "max": float(np.max(values)),
             }
 
-    def check(name, values, passed, rule):
-        summary["checks"][name] = {
-            "rule": rule,
-            "n": len(values),
-            "worst": float(passed[1]) if values else None,
-            "pass": bool(passed[0]) if values else None,
-        }
+    def check(
+        name: str, values: list[float], *, rule: str, at_least: float | None = None, at_most: float | None = None
+    ):
+        """The worst case against a lower (``at_least``) or upper (``at_most``) bound; n = 0: not checked."""
+        worst = float(min(values) if at_least is not None else max(values)) if values else None
+        passed = None if worst is None else bool(worst >= at_least if at_least is not None else worst <= at_most)
+        summary["checks"][name] = {"rule": rule, "n": len(values), "worst": worst, "pass": passed}
 
     for side in ("right", "left"):
         values = _values(ok, f"dice_{side}_lung")
-        check(
-            f"lung_dice_{side}",
-            values,
-            (min(values, default=0.0) >= LUNG_DICE_MIN, min(values, default=0.0)),
-            f">= {LUNG_DICE_MIN} every case",
-        )
+        check(f"lung_dice_{side}", values, at_least=LUNG_DICE_MIN, rule=f">= {LUNG_DICE_MIN} every case")
     big = lambda r: r.get("lesion_fraction_ref_pct", 0.0) >= LESION_DICE_MIN_FRACTION  # noqa: E731
-    values = _values(ok, "dice_lesion", big)
     check(
         "lesion_dice",
-        values,
-        (min(values, default=0.0) >= LESION_DICE_MIN, min(values, default=0.0)),
-        f">= {LESION_DICE_MIN} where the lesion fraction is >= {LESION_DICE_MIN_FRACTION} %",
+        _values(ok, "dice_lesion", big),
+        at_least=LESION_DICE_MIN,
+        rule=f">= {LESION_DICE_MIN} where the lesion fraction is >= {LESION_DICE_MIN_FRACTION} %",
     )
-    values = [abs(v) for v in _values(ok, "lesion_fraction_error_pp")]
     check(
         "lesion_fraction_error",
-        values,
-        (max(values, default=0.0) <= FRACTION_ERROR_MAX_PP, max(values, default=0.0)),
-        f"|error| <= {FRACTION_ERROR_MAX_PP} percentage points every case",
+        [abs(v) for v in _values(ok, "lesion_fraction_error_pp")],
+        at_most=FRACTION_ERROR_MAX_PP,
+        rule=f"|error| <= {FRACTION_ERROR_MAX_PP} percentage points every case",
     )
     healthy = lambda r: r.get("lesion_fraction_ref_pct", 1.0) == 0.0  # noqa: E731
-    values = _values(ok, "lesion_fraction_pred_pct", healthy)
     check(
         "healthy_false_positives",
-        values,
-        (max(values, default=0.0) <= HEALTHY_FP_MAX_PCT, max(values, default=0.0)),
-        f"<= {HEALTHY_FP_MAX_PCT} % of lung on lesion-free cases",
+        _values(ok, "lesion_fraction_pred_pct", healthy),
+        at_most=HEALTHY_FP_MAX_PCT,
+        rule=f"<= {HEALTHY_FP_MAX_PCT} % of lung on lesion-free cases",
     )
     present = lambda r: r.get("consolidation_fraction_ref_pct", 0.0) > 0.0  # noqa: E731
-    values = _values(ok, "dice_consolidation", present)
     check(
         "consolidation_dice",
-        values,
-        (min(values, default=0.0) >= CONSOLIDATION_DICE_MIN, min(values, default=0.0)),
-        f">= {CONSOLIDATION_DICE_MIN} where consolidation is present",
+        _values(ok, "dice_consolidation", present),
+        at_least=CONSOLIDATION_DICE_MIN,
+        rule=f">= {CONSOLIDATION_DICE_MIN} where consolidation is present",
     )
     return summary
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from datetime import datetime
 from pathlib import Path
 
@@ -19,6 +20,7 @@ import torch
 
 from pipeline.errors import ErrorCode
 from pipeline.synthetic import Geometry, Patient, write_ct_series, write_localizer
+from segmentation.weights import default_description_path
 from tests.conftest import REPO_ROOT
 from tests.pipeline.batch.conftest import ALL_OUTPUTS, TEST_SPEC, finished_run, read_csv, run_cli, write_scan
 
@@ -165,6 +167,7 @@ def test_a_dicomdir_in_the_export_is_not_a_failure(tmp_path, bad_folder):
         ("unknown_output", "--outputs"),
         ("part_id_missing", "needs --part-id"),
         ("unreadable_memory_limit", "--memory-limit"),
+        ("corrupt_weights", "has SHA-256"),
     ],
 )
 def test_usage_errors_exit_2_before_anything_is_processed(tmp_path, bad_folder, case, message):
@@ -195,6 +198,15 @@ def test_usage_errors_exit_2_before_anything_is_processed(tmp_path, bad_folder, 
         args += ["--num-parts", 2]
     elif case == "unreadable_memory_limit":
         args += ["--memory-limit", "lots"]
+    elif case == "corrupt_weights":  # checked once up front, not found by every worker
+        shipped = default_description_path()
+        models = tmp_path / "models"
+        models.mkdir()
+        shutil.copy(shipped, models / shipped.name)
+        data = shipped.with_suffix(".pt").read_bytes()
+        (models / shipped.with_suffix(".pt").name).write_bytes(data[: len(data) // 2])
+        config.write_text(f"segmentation:\n  weights: models/{shipped.name}\n")
+        args += ["--config", config]
     out = tmp_path / "out"
     result = run_cli("run", *args, "--out", out)
     assert result.returncode == 2, result.stderr[-3000:]
