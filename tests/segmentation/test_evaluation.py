@@ -279,3 +279,29 @@ def test_an_ignore_file_of_another_shape_fails_the_case(tmp_path):
 
 def test_evaluate_rejects_a_missing_folder(tmp_path):
     assert main(["evaluate", str(tmp_path / "nope"), "--out", str(tmp_path / "o")]) == 2
+
+
+def test_a_runtime_error_while_segmenting_fails_only_its_case(tmp_path):
+    """A torch RuntimeError (e.g. out of memory, even with an empty message) is SEGMENTATION_FAILED
+    for that case, not "could not be read", and the other cases are still scored."""
+    from segmentation.evaluation import evaluate_folder
+    from segmentation.segment import segment_classical
+
+    cases = tmp_path / "cases"
+    cases.mkdir()
+    _write_case(cases, "a", make_phantom(seed=1))
+    _write_case(cases, "b", make_phantom(seed=2))
+    calls = []
+
+    def segmenter(image):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError()
+        return segment_classical(image)
+
+    output = evaluate_folder(cases, tmp_path / "out", segmenter=segmenter)
+    rows = {r["case"]: r for r in output.rows}
+    assert rows["a"]["status"] == "SEGMENTATION_FAILED"
+    assert rows["a"]["error_message"] == "segmentation or scoring failed (RuntimeError)"
+    assert rows["b"]["status"] == "ok" and rows["b"]["dice_right_lung"] > 0.98
+    assert output.summary["failed"] == 1

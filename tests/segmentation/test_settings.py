@@ -83,3 +83,13 @@ def test_relative_paths_in_a_config_file_are_relative_to_that_file(tmp_path, mon
     config.write_text(f"segmentation:\n  weights: {tmp_path / 'abs.json'}\n  training:\n    cache_dir: ~/x\n")
     settings = load_settings(config).segmentation
     assert settings.weights == tmp_path / "abs.json" and str(settings.training.cache_dir) == "~/x"
+
+
+def test_command_line_overrides_are_validated_like_the_config_file():
+    from pipeline.config import override_settings
+
+    settings = load_settings()
+    changed = override_settings(settings, {"run": {"workers": 3}}, source="command line")
+    assert changed.run.workers == 3 and settings.run.workers != 3
+    with pytest.raises(ConfigError, match=r"command line: 'run.workers'"):
+        override_settings(settings, {"run": {"workers": 300}}, source="command line")  # the limit is 256

@@ -114,3 +114,10 @@ def test_thresholds_travel_with_the_model(tmp_path):
     del data["postprocessing"]
     path.write_text(json.dumps(data))
     assert read_description(path).thresholds == Thresholds()
+
+
+def test_a_weights_path_under_home_is_expanded(tiny_model, tmp_path, monkeypatch):
+    """``segmentation.weights: ~/models/tiny.json`` in a config file names the file in the home folder."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    description = read_description(f"~/{tiny_model.name}")
+    assert description.model_id == "tiny" and description.weights_path.parent == tmp_path

@@ -54,3 +54,18 @@ def test_an_unreachable_scheduler_is_a_clear_usage_error(monkeypatch):
     with pytest.raises(ConfigError, match=r"--scheduler tcp://127\.0\.0\.1:9: no Dask scheduler answered within 2 s"):
         with dask_client(ExecutionOptions(workers=1, scheduler="tcp://127.0.0.1:9")):
             pass
+
+
+@pytest.mark.parametrize("text", ["auto", "AUTO", "4GB", "500MiB", "2e9"])
+def test_memory_limits_dask_reads_are_accepted(text):
+    from pipeline.cli.run_cmd import _check_memory_limit
+
+    _check_memory_limit(text)
+
+
+@pytest.mark.parametrize("text", ["lots", "-1GB", "0"])
+def test_memory_limits_dask_cannot_use_are_refused(text):
+    from pipeline.cli.run_cmd import _check_memory_limit
+
+    with pytest.raises(ConfigError, match="--memory-limit"):
+        _check_memory_limit(text)
