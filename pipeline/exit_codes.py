@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from enum import IntEnum
 
+#: The ``--help`` line of the commands that process scans (``run`` and the top-level parser).
+EXIT_CODES_HELP = "Exit codes: 0 all done, 1 internal error, 2 bad usage/config/cohort/model file, 3 some scans failed."
+
 
 class ExitCode(IntEnum):
     """Exit status of a ``lunglesion`` command."""

@@ -86,13 +86,6 @@ def _session(candidate: SeriesCandidate) -> str:
     return moment.strftime("%Y%m%d") if moment is not None else "nodate"
 
 
-def _model_identity(settings: Settings) -> tuple[str, str]:
-    """(model id, weights SHA-256) of the segmenter the settings choose; checked once in the main process."""
-    from segmentation.segment import segmenter_identity
-
-    return segmenter_identity(settings.segmentation)
-
-
 def _check_inputs(options: RunOptions) -> None:
     missing = [str(p) for p in options.inputs if not Path(p).exists()]
     if missing:
@@ -267,6 +260,7 @@ class BatchRun:
     def execute(self) -> RunSummary:
         """Index, plan, compute, then rebuild every table from the results on disk."""
         from pipeline.ingest import index_inputs
+        from segmentation.segment import segmenter_identity
 
         self.out_dir.mkdir(parents=True, exist_ok=True)
         sharded = self.options.num_parts > 1
@@ -287,7 +281,7 @@ class BatchRun:
             # Other parts may be writing into the same folder right now: only this part's
             # leftovers are removed here, the tables' leftovers under the tables lock below.
             _log_removed(_remove_temporaries(self.out_dir, keep=lambda name: not _names_any(name, mine)))
-        model_id, model_sha = _model_identity(self.settings)
+        model_id, model_sha = segmenter_identity(self.settings.segmentation)
         tasks, reused = self._plan(mine, model_sha=model_sha)
         collector = self._compute(tasks, reused=reused, total=len(mine))
         with _tables_lock(self.out_dir):

@@ -32,6 +32,35 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     return load_settings(args.config)
 
 
+def with_command_line(
+    args: argparse.Namespace, settings: Settings, *, check_gpu: bool = True, formats: list[str] | None = None
+) -> Settings:
+    """``settings`` with ``--workers``, ``--device`` (and the output ``formats``) of a scan-processing command.
+
+    The values are validated like a configuration file's and become part of the settings, so
+    that ``run.json``'s resolved configuration shows what ran. ``check_gpu`` refuses
+    ``--device cuda`` where this process has no GPU (off when remote workers do the work).
+
+    Raises
+    ------
+    ConfigError
+        On a worker count below 1, an unusable device or a value the settings do not allow.
+    """
+    from pipeline.config import override_settings
+    from pipeline.errors import ConfigError
+
+    workers = args.workers if args.workers is not None else settings.run.workers
+    if workers < 1:
+        raise ConfigError("--workers must be at least 1")
+    device = args.device or settings.segmentation.device.value
+    if check_gpu:
+        check_device(device, method=settings.segmentation.method)
+    changes: dict[str, dict] = {"run": {"workers": workers}, "segmentation": {"device": device}}
+    if formats is not None:
+        changes["outputs"] = {"formats": formats}
+    return override_settings(settings, changes, source="command line")
+
+
 def check_device(device: str, *, method: object) -> None:
     """Refuse a device this process cannot use (``cuda`` without a GPU) before any work starts.
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pipeline.errors import ConfigError
-
 DEFAULT_OUT = Path("lunglesion-demo")
 
 
@@ -33,22 +31,18 @@ def register(subparsers: argparse._SubParsersAction, parents: list[argparse.Argu
 
 
 def run(args: argparse.Namespace) -> int:
-    from pipeline.cli.common import check_device, settings_from_args
-    from pipeline.config import override_settings
+    from pipeline.cli.common import settings_from_args, with_command_line
     from pipeline.demo.run import DemoOptions, run_demo
     from pipeline.demo.summary import agreement, format_table
 
-    settings = settings_from_args(args)
-    workers = args.workers if args.workers is not None else settings.run.workers
-    if workers < 1:
-        raise ConfigError("--workers must be at least 1")
-    device = args.device or settings.segmentation.device.value
-    check_device(device, method=settings.segmentation.method)
-    settings = override_settings(
-        settings, {"run": {"workers": workers}, "segmentation": {"device": device}}, source="command line"
-    )
+    settings = with_command_line(args, settings_from_args(args))
     result = run_demo(
-        DemoOptions(out_dir=args.out, workers=workers, device=device, force=args.force),
+        DemoOptions(
+            out_dir=args.out,
+            workers=settings.run.workers,
+            device=settings.segmentation.device.value,
+            force=args.force,
+        ),
         settings=settings,
     )
     summary = result.summary

@@ -57,22 +57,17 @@ def register(subparsers: argparse._SubParsersAction, parents: list[argparse.Argu
 def run(args: argparse.Namespace) -> int:
     from pipeline.cli.common import check_device, settings_from_args
     from pipeline.cli.train_cmd import default_data_root
+    from pipeline.config import override_settings
     from pipeline.errors import ErrorCode, LunglesionError
     from segmentation import segment
     from segmentation.evaluation import evaluate_folder
     from segmentation.labelmap import LabelMap
     from segmentation.segment import segmenter_identity
 
-    settings = settings_from_args(args).segmentation
-    update = {}
-    if args.method:
-        update["method"] = args.method
-    if args.weights:
-        update["weights"] = args.weights
-    if args.device:
-        update["device"] = args.device
-    if update:
-        settings = settings.model_validate({**settings.model_dump(), **update})
+    update = {"method": args.method, "weights": args.weights, "device": args.device}
+    update = {key: value for key, value in update.items() if value}
+    settings = override_settings(settings_from_args(args), {"segmentation": update}, source="command line")
+    settings = settings.segmentation
     # The device and the model files are checked before any case is built or segmented.
     check_device(settings.device.value, method=settings.method)
     model_id, model_sha256 = segmenter_identity(settings)

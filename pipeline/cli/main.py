@@ -11,7 +11,7 @@ from pipeline import __version__
 from pipeline.cli import demo_cmd, evaluate_cmd, index_cmd, report_cmd, run_cmd, train_cmd
 from pipeline.cli.common import common_parser
 from pipeline.errors import ErrorCode, LunglesionError
-from pipeline.exit_codes import ExitCode
+from pipeline.exit_codes import EXIT_CODES_HELP, ExitCode
 from pipeline.logs import configure_logging
 
 log = logging.getLogger(__name__)
@@ -36,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lunglesion",
         description="Measure lung disease (ground-glass opacity, consolidation) on chest CT.",
-        epilog=("Exit codes: 0 all done, 1 internal error, 2 bad usage/config/cohort/model file, 3 some scans failed."),
+        epilog=EXIT_CODES_HELP,
     )
     parser.add_argument("--version", action="version", version=f"lunglesion {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)

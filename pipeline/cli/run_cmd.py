@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from pipeline.errors import ConfigError
+from pipeline.exit_codes import EXIT_CODES_HELP
 
 
 def register(subparsers: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
@@ -18,7 +19,7 @@ def register(subparsers: argparse._SubParsersAction, parents: list[argparse.Argu
             "scans to the cohort's treatment timepoints and write per-scan files and cohort tables. "
             "Finished scans are reused on a rerun (resume); failed scans are retried."
         ),
-        epilog=("Exit codes: 0 all done, 1 internal error, 2 bad usage/config/cohort/model file, 3 some scans failed."),
+        epilog=EXIT_CODES_HELP,
     )
     parser.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="DICOM folders and/or volume files")
     parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder")
@@ -61,39 +62,24 @@ def _check_memory_limit(text: str | None) -> None:
 def run(args: argparse.Namespace) -> int:
     from pipeline.batch.outputs import parse_formats
     from pipeline.batch.runner import RunOptions, run_batch
-    from pipeline.cli.common import check_device, settings_from_args
-    from pipeline.config import override_settings
+    from pipeline.cli.common import settings_from_args, with_command_line
 
     settings = settings_from_args(args)
     try:
         formats = parse_formats([args.outputs] if args.outputs else settings.outputs.formats)
     except ValueError as exc:
         raise ConfigError(f"--outputs: {exc}") from None
-    workers = args.workers if args.workers is not None else settings.run.workers
-    if workers < 1:
-        raise ConfigError("--workers must be at least 1")
+    # with --scheduler the GPU check is left to the workers: they may have the GPU this process lacks
+    settings = with_command_line(args, settings, check_gpu=not args.scheduler, formats=[f.value for f in formats])
     if args.num_parts > 1 and args.part_id is None:
         raise ConfigError(f"--num-parts {args.num_parts} needs --part-id (0..{args.num_parts - 1}): which part to run")
     _check_memory_limit(args.memory_limit)
-    device = args.device or settings.segmentation.device.value
-    if not args.scheduler:  # remote workers may have the GPU this process lacks
-        check_device(device, method=settings.segmentation.method)
-    # The command line overrides the configuration: run.json's resolved config shows what ran.
-    settings = override_settings(
-        settings,
-        {
-            "run": {"workers": workers},
-            "outputs": {"formats": [f.value for f in formats]},
-            "segmentation": {"device": device},
-        },
-        source="command line",
-    )
     options = RunOptions(
         inputs=tuple(args.inputs),
         out_dir=args.out,
         cohort=args.cohort,
-        device=device,
-        workers=workers,
+        device=settings.segmentation.device.value,
+        workers=settings.run.workers,
         scheduler=args.scheduler,
         num_parts=args.num_parts,
         part_id=args.part_id if args.part_id is not None else 0,
