@@ -102,6 +102,9 @@ def dask_client(options: ExecutionOptions) -> Iterator[Any]:
             ) as cluster,
             Client(cluster) as client,
         ):
+            from pipeline.batch.worker_plugins import QuickExit
+
+            client.register_plugin(QuickExit())
             yield client
 
 
