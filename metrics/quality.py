@@ -24,6 +24,10 @@ class QualityFlag(StrEnum):
     """The lung mask touches the first or last slice: apex or base may lie outside the scan."""
     LUNG_CUT_IN_PLANE = "LUNG_CUT_IN_PLANE"
     """The lung mask touches the first/last row or column: the field of view may cut the lung."""
+    LUNG_EXTENT_GAP = "LUNG_EXTENT_GAP"
+    """At least 5 % of the slices of a lung's cranio-caudal extent hold none of it (separate
+    pieces or stray voxels along z, e.g. in a mask made elsewhere): its zones are thirds of the
+    whole extent, gap included, so its zone values are not those of the main lung."""
     LESION_OUTSIDE_LUNG = "LESION_OUTSIDE_LUNG"
     """Lesion voxels outside the lung mask (not counted in lesion volumes and percentages)."""
     THICK_SLICES = "THICK_SLICES"

@@ -18,7 +18,7 @@ from metrics.density import HU_BANDS, LUNG_PERCENTILES, HUHistogram, histograms_
 from metrics.quality import QualityFlag
 from metrics.settings import MetricsSettings
 from metrics.severity import zone_points
-from metrics.zones import ZONES, LungSide, ZoneLevel, slice_zones
+from metrics.zones import EXTENT_GAP_FRACTION, ZONES, LungSide, ZoneLevel, extent_gap_fraction, slice_zones
 from segmentation.result import LesionLabel, LungLabel
 
 _N_LESION = len(LesionLabel)  # 3: none, GGO, consolidation
@@ -234,11 +234,14 @@ def measure_scan(
 
     # --- zones and severity score ---------------------------------------------------------
     zones: list[ZoneMetrics] = []
+    gap_sides: list[LungSide] = []
     for side in (LungSide.RIGHT, LungSide.LEFT):
         s = side.label
         lung_z = counts_zc[:, _class(s, none)] + counts_zc[:, _class(s, ggo)] + counts_zc[:, _class(s, cons)]
         lesion_z = counts_zc[:, _class(s, ggo)] + counts_zc[:, _class(s, cons)]
         zone_of_slice = slice_zones(lung_z > 0, superior_sign=superior_sign)
+        if extent_gap_fraction(lung_z) >= EXTENT_GAP_FRACTION:
+            gap_sides.append(side)
         for index, level in enumerate((ZoneLevel.UPPER, ZoneLevel.MIDDLE, ZoneLevel.LOWER)):
             in_zone = zone_of_slice == index
             n_zone_lung = int(lung_z[in_zone].sum())
@@ -298,6 +301,8 @@ def measure_scan(
         flags.add(QualityFlag.LUNG_CUT_CRANIOCAUDAL)
     if n_lung and _touches_in_plane_border(lungs8):
         flags.add(QualityFlag.LUNG_CUT_IN_PLANE)
+    if gap_sides:
+        flags.add(QualityFlag.LUNG_EXTENT_GAP)
     if n_outside:
         flags.add(QualityFlag.LESION_OUTSIDE_LUNG)
     thickness = slice_thickness_mm if slice_thickness_mm is not None else spacing[0]

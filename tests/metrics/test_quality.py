@@ -124,6 +124,36 @@ def test_lung_cut_by_the_field_of_view(metrics_settings):
     assert QualityFlag.LUNG_CUT_IN_PLANE in flags and QualityFlag.LUNG_CUT_CRANIOCAUDAL not in flags
 
 
+def _tall_chest():
+    """A 40-slice chest whose lungs fill slices 5-30 (26 slices)."""
+    shape = (40, 40, 40)
+    hu = np.full(shape, -1000, np.int16)
+    hu[:, 6:34, 4:36] = 40
+    lungs = np.zeros(shape, np.uint8)
+    lungs[5:31, 10:30, 7:19] = 1
+    lungs[5:31, 10:30, 21:33] = 2
+    hu[lungs > 0] = -850
+    return hu, lungs, np.zeros(shape, np.uint8)
+
+
+@pytest.mark.parametrize(
+    ("stray_slice", "flagged", "left_extent"),
+    [
+        (31, False, 27),  # touching the lung: no gap
+        (32, False, 28),  # 1 empty slice of 28 (3.6 %): a stray voxel next to the lung
+        (36, True, 32),  # 5 empty slices of 32 (15.6 %): the zones span the gap
+    ],
+)
+def test_a_gap_in_a_lungs_extent_is_flagged(metrics_settings, stray_slice, flagged, left_extent):
+    hu, lungs, lesions = _tall_chest()
+    lungs[stray_slice, 15, 25] = 2
+    result = _measure(hu, lungs, lesions, metrics_settings)
+    assert (QualityFlag.LUNG_EXTENT_GAP in result.quality_flags) is flagged
+    left_slices = sum(z.n_slices for z in result.zones if z.side == "left")
+    right_slices = sum(z.n_slices for z in result.zones if z.side == "right")
+    assert (left_slices, right_slices) == (left_extent, 26)
+
+
 def test_implausible_volume(metrics_settings):
     small = _measure(*_chest(), metrics_settings, spacing=(1.0, 1.0, 1.0), thickness=1.0)  # 5760 voxels = 5.8 mL
     assert QualityFlag.LUNG_VOLUME_IMPLAUSIBLE in small.quality_flags

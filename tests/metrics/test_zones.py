@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from metrics.zones import slice_zones, superior_sign_from_direction
+from metrics.zones import extent_gap_fraction, slice_zones, superior_sign_from_direction
 
 
 @pytest.mark.parametrize(
@@ -57,3 +57,16 @@ def test_superior_sign_from_direction():
         superior_sign_from_direction(coronal)
     with pytest.raises(ValueError, match="9 values"):
         superior_sign_from_direction((1, 0, 0))
+
+
+@pytest.mark.parametrize(
+    ("present", "expected"),
+    [
+        ([0, 0, 0], 0.0),
+        ([0, 1, 1, 1, 0], 0.0),
+        ([1, 0, 1, 1], 0.25),
+        ([0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0], 7 / 9),
+    ],
+)
+def test_extent_gap_fraction_counts_empty_slices_inside_the_extent(present, expected):
+    assert extent_gap_fraction(np.array(present)) == pytest.approx(expected)
