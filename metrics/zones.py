@@ -10,7 +10,9 @@ fraction ``[a/n, (a+1)/n]`` of the extent; it belongs to the third that holds it
 ``(3 * (2a + 1)) // (2n)``. The centre never falls on a boundary (``3(2a+1)`` is odd), so no
 tie rule is needed. When ``n`` is a multiple of 3 the thirds hold ``n/3`` slices each;
 otherwise they differ by at most one slice. A slice belongs to one zone as a whole, so every
-lung voxel lies in exactly one zone and the zone volumes add up to the lung volume.
+lung voxel lies in exactly one zone and the zone volumes add up to the lung volume. A stray
+voxel far from its lung stretches the extent; :func:`extent_gap_fraction` measures the empty
+share of the extent, which raises the ``LUNG_EXTENT_GAP`` quality flag.
 
 The six zones stand in for the five lobes of the radiological severity score
 (:mod:`metrics.severity`) until a lobe model exists.
