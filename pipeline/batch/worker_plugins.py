@@ -5,8 +5,8 @@ SimpleITK). At shutdown the interpreter's final garbage collections walk them al
 the 2-core development machine, a process that had loaded the model took 1.8 s to exit, 0.3 s
 after :func:`gc.freeze`. Closing a 2-worker local cluster whose workers had loaded the model
 took 2.2-2.4 s on the idle machine and 3.6-4.2 s while another job used both cores, where the
-nanny's 4 s wait ran out and the run ended with "Worker process still alive after 4.0 seconds,
-killing"; with this plugin 0.4-0.5 s (idle) and 0.7 s (busy).
+nanny's 4 s wait can run out and the run then ends with "Worker process still alive after 4.0
+seconds, killing"; with this plugin 0.4-0.5 s (idle) and 0.7 s (busy).
 """
 
 from __future__ import annotations
