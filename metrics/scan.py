@@ -234,14 +234,13 @@ def measure_scan(
 
     # --- zones and severity score ---------------------------------------------------------
     zones: list[ZoneMetrics] = []
-    gap_sides: list[LungSide] = []
+    extent_gap = False
     for side in (LungSide.RIGHT, LungSide.LEFT):
         s = side.label
         lung_z = counts_zc[:, _class(s, none)] + counts_zc[:, _class(s, ggo)] + counts_zc[:, _class(s, cons)]
         lesion_z = counts_zc[:, _class(s, ggo)] + counts_zc[:, _class(s, cons)]
         zone_of_slice = slice_zones(lung_z > 0, superior_sign=superior_sign)
-        if extent_gap_fraction(lung_z) >= EXTENT_GAP_FRACTION:
-            gap_sides.append(side)
+        extent_gap |= extent_gap_fraction(lung_z) >= EXTENT_GAP_FRACTION
         for index, level in enumerate((ZoneLevel.UPPER, ZoneLevel.MIDDLE, ZoneLevel.LOWER)):
             in_zone = zone_of_slice == index
             n_zone_lung = int(lung_z[in_zone].sum())
@@ -301,7 +300,7 @@ def measure_scan(
         flags.add(QualityFlag.LUNG_CUT_CRANIOCAUDAL)
     if n_lung and _touches_in_plane_border(lungs8):
         flags.add(QualityFlag.LUNG_CUT_IN_PLANE)
-    if gap_sides:
+    if extent_gap:
         flags.add(QualityFlag.LUNG_EXTENT_GAP)
     if n_outside:
         flags.add(QualityFlag.LESION_OUTSIDE_LUNG)

@@ -91,14 +91,21 @@ def superior_sign_from_direction(direction: Sequence[float]) -> int:
 EXTENT_GAP_FRACTION = 0.05
 
 
+def _extent(slice_has_lung: np.ndarray) -> tuple[int, int] | None:
+    """First and last slice (inclusive) holding the lung; ``None`` when no slice does."""
+    present = np.flatnonzero(np.asarray(slice_has_lung))
+    if present.size == 0:
+        return None
+    return int(present[0]), int(present[-1])
+
+
 def extent_gap_fraction(slice_has_lung: np.ndarray) -> float:
     """Share of the slices between a lung's first and last slice that hold none of it (0 if empty)."""
-    present = np.asarray(slice_has_lung) > 0
-    index = np.flatnonzero(present)
-    if index.size == 0:
+    extent = _extent(slice_has_lung)
+    if extent is None:
         return 0.0
-    run = present[index[0] : index[-1] + 1]
-    return float(np.count_nonzero(~run)) / run.size
+    run = np.asarray(slice_has_lung)[extent[0] : extent[1] + 1]
+    return float(np.count_nonzero(run == 0)) / run.size
 
 
 def slice_zones(slice_has_lung: np.ndarray, *, superior_sign: int) -> np.ndarray:
@@ -113,11 +120,11 @@ def slice_zones(slice_has_lung: np.ndarray, *, superior_sign: int) -> np.ndarray
     """
     if superior_sign not in (1, -1):
         raise ValueError(f"superior_sign must be +1 or -1, got {superior_sign!r}")
-    present = np.flatnonzero(np.asarray(slice_has_lung))
     zones = np.full(np.asarray(slice_has_lung).shape[0], -1, dtype=np.int64)
-    if present.size == 0:
+    extent = _extent(slice_has_lung)
+    if extent is None:
         return zones
-    z_min, z_max = int(present[0]), int(present[-1])
+    z_min, z_max = extent
     n = z_max - z_min + 1
     z = np.arange(z_min, z_max + 1, dtype=np.int64)
     from_apex = (z_max - z) if superior_sign > 0 else (z - z_min)
