@@ -13,6 +13,7 @@ from pathlib import Path
 from pydantic import Field, model_validator
 
 from pipeline.settings_base import SettingsModel
+from segmentation.synth.targets import Targets
 
 
 class SegmentationMethod(StrEnum):
@@ -64,6 +65,8 @@ class TrainingSettings(SettingsModel):
 
     cache_dir: Path
     holdout_background: str
+    targets: Targets = Targets.VISIBLE
+    """What the synthetic references leave out of the lesion loss and of scoring (``segmentation.synth.targets``)."""
     n_cases: int = Field(ge=1)
     seed: int = Field(ge=0)
     steps: int = Field(ge=1)

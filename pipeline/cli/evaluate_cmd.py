@@ -83,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
             data_root=data_root,
             cache_dir=Path(settings.training.cache_dir).expanduser(),
             background=settings.training.holdout_background,
+            targets=settings.training.targets,
         )
     if args.real_data_checks:
         run_real_data(args, settings)

@@ -15,10 +15,10 @@ Without --labels-dir: build the synthetic training set (lesions rendered into th
 backgrounds of --data-root, default ../shared/data next to the repository), train the network
 with the configured seed (segmentation.training in the configuration) and write
 <model-id>.pt + <model-id>.json into --out: from scratch, or, with --weights, continuing from
-that model (the second stage of the shipped recipe, configs/train-stage2.yaml). On the reference
-machine the two stages reproduce the shipped model (segmentation/MODEL_CARD.md gives both
-commands and their times); the final line says whether the SHA-256 matches the shipped weights
-or the first stage they were trained from.
+that model (the later stages of the shipped recipe, configs/train-stage2.yaml and
+configs/train-stage3.yaml). On the reference machine the three stages reproduce the shipped
+model (segmentation/MODEL_CARD.md gives the commands and their times); the final line says
+whether the SHA-256 matches the shipped weights or one of the stages they were trained from.
 
 With --labels-dir: fine-tune the shipped model (or --weights) on your own NIfTI image/label pairs
 (<case>_ct.nii.gz + <case>_label.nii.gz, or images/<case>.nii.gz + labels/<case>.nii.gz) whose
@@ -142,15 +142,27 @@ def run(args: argparse.Namespace) -> int:
     return int(ExitCode.OK)
 
 
+def lineage(metadata: dict) -> list[dict]:
+    """The stages a model was trained from, latest first (``training.from``, nested)."""
+    stages = []
+    origin = metadata.get("training", {}).get("from")
+    while isinstance(origin, dict):
+        stages.append(origin)
+        origin = origin.get("from")
+    return stages
+
+
 def reproduction_line(new, shipped) -> str:
-    """Whether ``new`` has the shipped model's weights, or those of the first stage it was trained from."""
-    origin = shipped.metadata.get("training", {}).get("from")
+    """Whether ``new`` has the shipped model's weights, or those of one of the stages it was trained from."""
     if new.sha256 == shipped.sha256:
         return f"sha256 {new.sha256} is identical to the shipped {shipped.model_id}"
-    if isinstance(origin, dict) and new.sha256 == origin.get("sha256"):
-        stage1 = new.weights_path.with_suffix(".json")
-        return (
-            f"sha256 {new.sha256} is identical to {origin.get('model_id')}, the first stage of the shipped "
-            f"{shipped.model_id}: continue with --config configs/train-stage2.yaml --weights {stage1}"
-        )
+    stages = lineage(shipped.metadata)
+    for index, stage in enumerate(stages):
+        if new.sha256 == stage.get("sha256"):
+            number = len(stages) - index
+            return (
+                f"sha256 {new.sha256} is identical to {stage.get('model_id')}, stage {number} of the shipped "
+                f"{shipped.model_id}: continue with --config configs/train-stage{number + 1}.yaml "
+                f"--weights {new.weights_path.with_suffix('.json')}"
+            )
     return f"sha256 {new.sha256} is different from the shipped {shipped.model_id} ({shipped.sha256})"

@@ -26,6 +26,7 @@ import SimpleITK as sitk
 
 from segmentation.classical import DEFAULT_PARAMETERS, segment_lungs
 from segmentation.grid import Canonical, canonical_array
+from segmentation.synth.targets import Targets
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,9 @@ class Finding:
     description: str
     centre_lps_mm: tuple[float, float, float]
     radius_mm: float
+    since: Targets = Targets.OPACITY
+    """The first target rule that declares it: a finding located after a model was trained is
+    declared for the later rule only, so that the earlier rule still reproduces that model."""
 
 
 @dataclass(frozen=True)
@@ -71,7 +75,16 @@ class BackgroundSource:
 
 
 SOURCES: tuple[BackgroundSource, ...] = (
-    BackgroundSource("popi", "popi-4dct-phase00-itkelastix", "dicom_00", Role.CHEST, weight=1.0),
+    BackgroundSource(
+        "popi",
+        "popi-4dct-phase00-itkelastix",
+        "dicom_00",
+        Role.CHEST,
+        # The nodule its SOURCE.txt mentions, looked at on axial and coronal overlays (MODEL_CARD.md,
+        # "Known limitations"): median -12 HU, farthest voxel 15.6 mm from this centre, + 5 mm.
+        findings=(Finding("solid nodule, right lung (about 2 cm)", (-85.9, 82.1, -8.5), 21.0, Targets.VISIBLE),),
+        weight=1.0,
+    ),
     BackgroundSource(
         "lidc-0001",
         "lidc-3slabs-nodule-outlines",
@@ -180,10 +193,23 @@ def read_volume(path: Path) -> sitk.Image:
     return sitk.ReadImage(str(path))
 
 
+def declared_findings(item: BackgroundSource, targets: Targets) -> tuple[Finding, ...]:
+    """The findings of ``item`` that rule ``targets`` declares."""
+    return tuple(f for f in item.findings if targets.includes(f.since))
+
+
 def load_background(
-    item: BackgroundSource, data: DataRoot, cache_dir: Path, *, lung_mask: Callable | None = None
+    item: BackgroundSource,
+    data: DataRoot,
+    cache_dir: Path,
+    *,
+    lung_mask: Callable | None = None,
+    targets: Targets = Targets.OPACITY,
 ) -> Background:
-    """Read a background and its classical lung mask (computed once, cached in ``cache_dir``)."""
+    """Read a background and its classical lung mask (computed once, cached in ``cache_dir``).
+
+    ``targets`` decides which of its :attr:`BackgroundSource.findings` are declared.
+    """
     folder = data.dataset(item.dataset)
     image = read_volume(folder / item.relative)
     hu, canon = canonical_array(image, dtype=np.float32)
@@ -202,8 +228,9 @@ def load_background(
         label = sitk.ReadImage(str(folder / item.nodules))
         nodules = canon.forward(sitk.GetArrayFromImage(label)) > 0
     findings = None
-    if item.findings:
-        findings = np.ascontiguousarray(canon.forward(findings_mask(image, item.findings)))
+    declared = declared_findings(item, targets)
+    if declared:
+        findings = np.ascontiguousarray(canon.forward(findings_mask(image, declared)))
         nodules = nodules | findings
     return Background(item.name, hu, spacing, lungs, np.ascontiguousarray(nodules), image, canon, findings)
 

@@ -31,6 +31,7 @@ from scipy import ndimage as ndi
 
 from segmentation.result import LesionLabel
 from segmentation.synth.fields import band_lines, smooth_field
+from segmentation.synth.targets import unseen_ggo
 
 #: Lesion label used in training targets for voxels whose true class is unknown (real nodules).
 IGNORE_LABEL = 255
@@ -107,6 +108,9 @@ class SynthesisResult:
     lesions: np.ndarray
     ggo_alpha: np.ndarray = field(repr=False)
     consolidation_alpha: np.ndarray = field(repr=False)
+    unseen: np.ndarray | None = field(default=None, repr=False)
+    """GGO-labelled voxels the rendering does not visibly raise (``segmentation.synth.targets``);
+    ``None`` unless :func:`render` was asked for them."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -307,8 +311,14 @@ def render(
     lungs: np.ndarray,
     spacing_zyx: tuple[float, float, float],
     plan: LesionPlan,
+    *,
+    unseen_rise_hu: float | None = None,
 ) -> SynthesisResult:
-    """Apply ``plan`` to a canonical HU volume whose lungs are ``lungs`` (labels > 0)."""
+    """Apply ``plan`` to a canonical HU volume whose lungs are ``lungs`` (labels > 0).
+
+    With ``unseen_rise_hu``, the result also marks the GGO-labelled voxels whose 2 mm
+    neighbourhood the rendering raises by less than that many HU (:func:`~segmentation.synth.targets.unseen_ggo`).
+    """
     hu = np.asarray(hu, dtype=np.float32)
     lung = lungs > 0
     shape = hu.shape
@@ -316,8 +326,9 @@ def render(
     cons = np.zeros(shape, np.float32)
     paving = np.zeros(shape, np.float32)
     rng = np.random.default_rng(plan.seed)
+    unseen = None if unseen_rise_hu is None else np.zeros(shape, bool)
     if plan.empty or not lung.any():
-        return SynthesisResult(hu.copy(), np.zeros(shape, np.uint8), ggo, cons)
+        return SynthesisResult(hu.copy(), np.zeros(shape, np.uint8), ggo, cons, unseen)
 
     for lesion in plan.focal:
         half = [lesion.radius_mm * a * 1.6 + 3 * lesion.margin_mm for a in lesion.axes]
@@ -365,7 +376,7 @@ def render(
     ggo *= lung
     cons *= lung
     paving *= lung
-    return _shade(hu, lung, spacing_zyx, plan, ggo, cons, paving, rng)
+    return _shade(hu, lung, spacing_zyx, plan, ggo, cons, paving, rng, unseen_rise_hu)
 
 
 def _bbox(mask: np.ndarray, margin: int) -> tuple[slice, slice, slice]:
@@ -404,13 +415,14 @@ def _accumulate(pattern, signed, margin_mm, halo_mm, box, ggo, cons, paving) -> 
         np.maximum(ggo[box], outer, out=ggo[box])
 
 
-def _shade(hu, lung, spacing_zyx, plan, ggo, cons, paving, rng) -> SynthesisResult:
+def _shade(hu, lung, spacing_zyx, plan, ggo, cons, paving, rng, unseen_rise_hu=None) -> SynthesisResult:
     """Turn opacity maps into HU (see the module docstring) and labels."""
     region = (ggo > 0) | (cons > 0)
     out = hu.copy()
     labels = np.zeros(hu.shape, np.uint8)
+    unseen = None if unseen_rise_hu is None else np.zeros(hu.shape, bool)
     if not region.any():
-        return SynthesisResult(out, labels, ggo, cons)
+        return SynthesisResult(out, labels, ggo, cons, unseen)
     box = _bbox(region, margin=2)
     h = hu[box]
     sigma = [0.8 / s if s < 1.6 else 0.0 for s in spacing_zyx]
@@ -452,4 +464,9 @@ def _shade(hu, lung, spacing_zyx, plan, ggo, cons, paving, rng) -> SynthesisResu
     lab[c >= 0.5] = LesionLabel.CONSOLIDATION
     lab[~lung[box]] = 0
     labels[box] = lab
-    return SynthesisResult(out, labels, ggo, cons)
+    if unseen is not None:
+        rise = np.maximum(shaded - h, 0.0)
+        unseen[box] = unseen_ggo(
+            rise, region[box] & lung[box], lab == LesionLabel.GGO, spacing_zyx, threshold_hu=unseen_rise_hu
+        )
+    return SynthesisResult(out, labels, ggo, cons, unseen)

@@ -5,7 +5,7 @@ Layout (``<cache>/train-<key>/``)::
     index.json                 # parameters and one record per case
     case-0000/image.npy        # float16 (Z, H, W), normalised like the network input
     case-0000/lungs.npy        # uint8 LungLabel
-    case-0000/lesions.npy      # uint8 LesionLabel, 255 = ignore (real nodules)
+    case-0000/lesions.npy      # uint8 LesionLabel, 255 = ignore (real nodules; unseen GGO under ``visible`` targets)
 
 Every case draws its lesions and acquisition from ``numpy.random.default_rng([seed, index])``,
 so the cache is identical for the same data, parameters and seed, whatever order it is built in.
@@ -25,9 +25,17 @@ import numpy as np
 from pipeline.io.atomic import atomic_path, write_text_atomic
 from segmentation.preprocess import PreprocessParameters
 from segmentation.synth.acquisition import sample_acquisition
-from segmentation.synth.backgrounds import Background, DataRoot, load_background, source, training_sources
+from segmentation.synth.backgrounds import (
+    Background,
+    DataRoot,
+    declared_findings,
+    load_background,
+    source,
+    training_sources,
+)
 from segmentation.synth.lesions import PlanKind, sample_plan
 from segmentation.synth.phantom_backgrounds import is_phantom, phantom_background, phantom_name
+from segmentation.synth.targets import Targets
 from segmentation.training.cases import simulate_case, working_sample
 
 log = logging.getLogger(__name__)
@@ -65,15 +73,23 @@ class CaseRecord:
     shape: tuple[int, int, int]
 
 
-def cache_key(params: PreprocessParameters, n_cases: int, seed: int, holdout: str = "dlwpt") -> str:
-    identity = {"v": CACHE_VERSION, "p": params.to_dict(), "n": n_cases, "seed": seed}
+def cache_key(
+    params: PreprocessParameters,
+    n_cases: int,
+    seed: int,
+    holdout: str = "dlwpt",
+    targets: Targets = Targets.OPACITY,
+) -> str:
+    identity: dict = {"v": CACHE_VERSION, "p": params.to_dict(), "n": n_cases, "seed": seed}
     if holdout != "dlwpt":  # (caches built before the hold-out became a setting keep their key)
         identity["holdout"] = holdout
+    if targets is not Targets.OPACITY:  # (likewise for caches built before the target rules)
+        identity["targets"] = targets.value
     # Declared real findings change a training background's targets (ignored in the lesion loss).
     findings = {
-        item.name: [[f.description, list(f.centre_lps_mm), f.radius_mm] for f in item.findings]
+        item.name: [[f.description, list(f.centre_lps_mm), f.radius_mm] for f in declared]
         for item in training_sources(holdout)
-        if item.findings
+        if (declared := declared_findings(item, targets))
     }
     if findings:  # (absent when no training background declares any: earlier keys stay valid)
         identity["findings"] = findings
@@ -98,10 +114,10 @@ def assign_backgrounds(n_cases: int, holdout: str = "dlwpt") -> list[str]:
     return names
 
 
-def _load(name: str, data: DataRoot, cache_dir: Path, seed: int) -> Background:
+def _load(name: str, data: DataRoot, cache_dir: Path, seed: int, targets: Targets) -> Background:
     if is_phantom(name):
         return phantom_background(name, seed=seed)
-    return load_background(source(name), data, cache_dir)
+    return load_background(source(name), data, cache_dir, targets=targets)
 
 
 def build_training_cache(
@@ -112,12 +128,14 @@ def build_training_cache(
     n_cases: int,
     seed: int,
     holdout: str = "dlwpt",
+    targets: Targets = Targets.OPACITY,
 ) -> Path:
     """Render ``n_cases`` synthetic training cases (skipping those already cached); return the folder.
 
-    ``holdout`` is the complete chest CT kept out of training (for validation).
+    ``holdout`` is the complete chest CT kept out of training (for validation); ``targets``
+    the rule for what the lesion targets leave out (:mod:`segmentation.synth.targets`).
     """
-    folder = Path(cache_dir) / f"train-{cache_key(params, n_cases, seed, holdout)}"
+    folder = Path(cache_dir) / f"train-{cache_key(params, n_cases, seed, holdout, targets)}"
     folder.mkdir(parents=True, exist_ok=True)
     index_path = folder / "index.json"
     if index_path.exists():
@@ -137,13 +155,13 @@ def build_training_cache(
             continue
         if name not in backgrounds:
             backgrounds.clear()  # cases of one background are contiguous: keep one in memory
-            backgrounds[name] = _load(name, data, cache_dir, seed)
+            backgrounds[name] = _load(name, data, cache_dir, seed, targets)
         background = backgrounds[name]
         rng = np.random.default_rng([seed, index])
         kind = kinds[int(rng.choice(len(kinds), p=probabilities / probabilities.sum()))]
         plan = sample_plan(rng, background.lungs, background.spacing_zyx, kind)
         acq = sample_acquisition(rng, background.spacing_zyx[0])
-        series = simulate_case(background, plan, acq)
+        series = simulate_case(background, plan, acq, targets=targets)
         image, lungs, lesions, _ = working_sample(series, params)
         case_dir.mkdir(exist_ok=True)
         for file, array in (("image.npy", image.astype(np.float16)), ("lungs.npy", lungs), ("lesions.npy", lesions)):
@@ -176,6 +194,7 @@ def build_training_cache(
         "params": params.to_dict(),
         "seed": seed,
         "holdout": holdout,
+        "targets": targets.value,
         "cases": records,
     }
     write_text_atomic(index_path, json.dumps(index_doc, indent=1))

@@ -81,7 +81,8 @@ def calibrate_lesion_threshold(
         The trained network with its description (its lung threshold is kept).
     folder
         Development cases in the validation layout (``<case>_ct.nii.gz``, ``_lungs.nii.gz``,
-        ``_lesions.nii.gz`` and ``cases.json``).
+        ``_lesions.nii.gz``, ``cases.json`` and, where a case has one, ``_ignore.nii.gz``: voxels
+        left out of the error, as :func:`segmentation.evaluation.compare` leaves them out).
     batch_slices, min_component_fraction, min_lesion_voxels
         The ``segmentation`` settings scans are segmented with, so the calibration decides on
         what a scan gets.
@@ -107,6 +108,12 @@ def calibrate_lesion_threshold(
         ref_lesions = canon.forward(
             sitk.GetArrayFromImage(sitk.ReadImage(str(Path(folder) / f"{name}_lesions.nii.gz")))
         )
+        # Voxels of the case's ignore file (real findings, unseen GGO) are left out, as in evaluation.
+        ignore_path = Path(folder) / f"{name}_ignore.nii.gz"
+        scored = np.ones(ref_lungs.shape, bool)
+        if ignore_path.exists():
+            scored = canon.forward(sitk.GetArrayFromImage(sitk.ReadImage(str(ignore_path)))) == 0
+        ref_lungs, ref_lesions = np.where(scored, ref_lungs, 0), np.where(scored, ref_lesions, 0)
         true_fraction = _fraction(ref_lungs > 0, ref_lesions > 0)
         for t in candidates:
             lungs, lesions = decide(
@@ -117,9 +124,10 @@ def calibrate_lesion_threshold(
                 min_component_fraction=min_component_fraction,
                 min_lesion_voxels=min_lesion_voxels,
             )
-            errors[t].append(abs(_fraction(lungs > 0, lesions > 0) - true_fraction))
+            lungs, lesions = (lungs > 0) & scored, (lesions > 0) & scored
+            errors[t].append(abs(_fraction(lungs, lesions) - true_fraction))
             if true_fraction > 0:
-                dices[t].append(dice(lesions > 0, ref_lesions > 0))
+                dices[t].append(dice(lesions, ref_lesions > 0))
         log.info(
             "calibration case %s: lesion-fraction error %s",
             name,

@@ -22,6 +22,7 @@ from segmentation.result import LesionLabel, LungLabel
 from segmentation.synth.acquisition import Acquisition, simulate, thick_slice_taps
 from segmentation.synth.backgrounds import Background
 from segmentation.synth.lesions import IGNORE_LABEL, LesionPlan, render
+from segmentation.synth.targets import UNSEEN_RISE_HU, Targets
 
 
 @dataclass
@@ -36,17 +37,25 @@ class SimulatedSeries:
     native_lungs: np.ndarray
     native_lesions: np.ndarray
     native_ignore: np.ndarray
+    """Not taught (``IGNORE_LABEL`` in the lesion targets): real nodules and findings, and unseen GGO."""
     native_spacing_zyx: tuple[float, float, float]
+    native_unseen: np.ndarray | None = None
+    """GGO labels the rendering does not visibly raise (:class:`Targets.VISIBLE` only, else ``None``)."""
 
 
-def simulate_case(background: Background, plan: LesionPlan, acq: Acquisition) -> SimulatedSeries:
-    """Place the lesions, then acquire."""
-    lesioned = render(background.hu, background.lungs, background.spacing_zyx, plan)
+def simulate_case(
+    background: Background, plan: LesionPlan, acq: Acquisition, *, targets: Targets = Targets.OPACITY
+) -> SimulatedSeries:
+    """Place the lesions, then acquire; ``targets`` decides what the reference leaves out."""
+    unseen_rise = UNSEEN_RISE_HU if targets.includes(Targets.VISIBLE) else None
+    lesioned = render(background.hu, background.lungs, background.spacing_zyx, plan, unseen_rise_hu=unseen_rise)
     ignore = background.nodules & (lesioned.lesions == 0) & (background.lungs > 0)
     if ignore.any():
         from scipy import ndimage as ndi
 
         ignore = ndi.binary_dilation(ignore, iterations=2) & (lesioned.lesions == 0)
+    if lesioned.unseen is not None:
+        ignore = ignore | lesioned.unseen
     hu, spacing, positions = simulate(lesioned.hu, background.spacing_zyx, acq)
     return SimulatedSeries(
         hu=hu,
@@ -57,6 +66,7 @@ def simulate_case(background: Background, plan: LesionPlan, acq: Acquisition) ->
         native_lesions=lesioned.lesions,
         native_ignore=ignore,
         native_spacing_zyx=background.spacing_zyx,
+        native_unseen=lesioned.unseen,
     )
 
 
@@ -148,15 +158,23 @@ def acquired_case(series: SimulatedSeries, background: Background) -> tuple[sitk
 
 
 def acquired_ignore(series: SimulatedSeries, background: Background) -> sitk.Image | None:
-    """The background's real findings on the simulated series' grid (1 = not scored), or None if it has none.
+    """What is not scored on the simulated series' grid (1), or None if nothing is.
 
-    A simulated slice is excluded wherever its slice profile reaches into a finding, so the
-    mask errs on the side of excluding.
+    The background's real findings: a simulated slice is excluded wherever its slice profile
+    reaches into one, so the mask errs on the side of excluding. Unseen GGO
+    (:class:`Targets.VISIBLE`): where more than half of the slice profile is unseen, the rule
+    the lesion labels themselves follow.
     """
-    if background.findings is None or not background.findings.any():
+    findings = background.findings if background.findings is not None and background.findings.any() else None
+    unseen = series.native_unseen if series.native_unseen is not None and series.native_unseen.any() else None
+    if findings is None and unseen is None:
         return None
     soft = _to_acquired(series)
-    ignore = background.findings.copy() if soft is None else soft(background.findings) > 0
+    ignore = np.zeros(series.hu.shape, bool)
+    if findings is not None:
+        ignore |= findings if soft is None else soft(findings) > 0
+    if unseen is not None:
+        ignore |= unseen if soft is None else soft(unseen) > 0.5
     return label_image_like(ignore.astype(np.uint8), background.canonical, _series_geometry(series, background))
 
 

@@ -127,6 +127,7 @@ def finetune(
             n_cases=settings.n_cases,
             seed=settings.seed,
             holdout=settings.holdout_background,
+            targets=settings.targets,
         )
         synthetic = open_cache(folder)
         share = settings.finetune_synthetic_fraction

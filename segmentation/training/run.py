@@ -23,6 +23,7 @@ from segmentation.postprocess import Cleanup
 from segmentation.preprocess import PreprocessParameters, resample_to_working, to_working
 from segmentation.settings import SegmentationSettings, TrainingSettings
 from segmentation.synth.backgrounds import CHESTS
+from segmentation.synth.targets import Targets
 from segmentation.training.train import TrainConfig, config_dict, open_cache, train_network
 
 log = logging.getLogger(__name__)
@@ -116,9 +117,11 @@ def starting_point(
 
     base = read_description(init_from)
     state = load_state_dict(base)
-    return StartingPoint(
-        base.architecture, base.preprocessing, state, {"model_id": base.model_id, "sha256": base.sha256}
-    )
+    origin: dict = {"model_id": base.model_id, "sha256": base.sha256}
+    earlier = base.metadata.get("training", {}).get("from")
+    if isinstance(earlier, dict):  # the stages before it, so that every one of them can be recognised
+        origin["from"] = earlier
+    return StartingPoint(base.architecture, base.preprocessing, state, origin)
 
 
 def train_default_model(
@@ -136,8 +139,8 @@ def train_default_model(
     """Build the synthetic training/validation data from ``data_root`` and train.
 
     From scratch by default; with ``init_from`` (a model JSON) training continues from that
-    model's weights, with its architecture and preprocessing (the second stage of a
-    two-stage recipe, see MODEL_CARD.md). ``inference`` holds the post-processing settings
+    model's weights, with its architecture and preprocessing (the later stages of the
+    shipped recipe, see MODEL_CARD.md); the JSON records every stage it descends from. ``inference`` holds the post-processing settings
     scans are segmented with; the lesion threshold is calibrated under them.
     """
     from segmentation.training.cache import build_training_cache
@@ -156,9 +159,12 @@ def train_default_model(
         n_cases=settings.n_cases,
         seed=settings.seed,
         holdout=holdout,
+        targets=settings.targets,
     )
     data_seconds = time.monotonic() - start
-    validation_folder = build_validation_set(data_root=data_root, cache_dir=cache_dir, background=holdout)
+    validation_folder = build_validation_set(
+        data_root=data_root, cache_dir=cache_dir, background=holdout, targets=settings.targets
+    )
     monitor = monitoring_samples(validation_folder, preprocessing)
     config = train_config(settings, steps=steps)
     result = train_network(
@@ -179,6 +185,7 @@ def train_default_model(
             "kind_weights": dict(sorted(settings.kind_weights.items())),
             "seed": settings.seed,
             "holdout_background": holdout,
+            "targets": settings.targets.value,
             "config": config_dict(config),
             "data_seconds": round(data_seconds, 1),
             "train_seconds": round(result.seconds, 1),
@@ -203,7 +210,12 @@ def train_default_model(
     # (new lesions and acquisitions), never on the held-out one (segmentation/training/calibrate.py).
     development = next(name for name in CHESTS if name != holdout)
     calibration = calibrate_saved_model(
-        json_path, data_root=data_root, cache_dir=cache_dir, background=development, inference=inference
+        json_path,
+        data_root=data_root,
+        cache_dir=cache_dir,
+        background=development,
+        inference=inference,
+        targets=settings.targets,
     )
     metadata["training"]["calibration"] = {"background": development, **calibration.to_dict()}
     metadata["training"]["total_seconds"] = round(time.monotonic() - start, 1)
@@ -212,14 +224,20 @@ def train_default_model(
 
 
 def calibrate_saved_model(
-    json_path: Path, *, data_root: Path, cache_dir: Path, background: str, inference: SegmentationSettings
+    json_path: Path,
+    *,
+    data_root: Path,
+    cache_dir: Path,
+    background: str,
+    inference: SegmentationSettings,
+    targets: Targets,
 ):
     """Calibrate the lesion threshold of the model at ``json_path`` on the development cases of ``background``."""
     from segmentation.inference import load_model
     from segmentation.training.calibrate import calibrate_lesion_threshold
     from segmentation.training.validation import build_validation_set
 
-    folder = build_validation_set(data_root=data_root, cache_dir=cache_dir, background=background)
+    folder = build_validation_set(data_root=data_root, cache_dir=cache_dir, background=background, targets=targets)
     model = load_model(json_path, device="cpu")
     return calibrate_lesion_threshold(
         model,

@@ -5,7 +5,7 @@ Each case is written as NIfTI files in the layout ``lunglesion evaluate`` reads:
     <folder>/<case>_ct.nii.gz        # int16 HU, on the simulated acquisition grid
     <folder>/<case>_lungs.nii.gz     # reference: 1 right lung, 2 left lung
     <folder>/<case>_lesions.nii.gz   # reference: 1 GGO, 2 consolidation
-    <folder>/<case>_ignore.nii.gz    # 1 = not scored: the background's own real findings (if it has any)
+    <folder>/<case>_ignore.nii.gz    # 1 = not scored: the background's real findings, unseen GGO (if any)
     <folder>/cases.json              # what each case contains
 
 The cases are fixed (explicit lesion plans and acquisitions, fixed seeds), so every model
@@ -36,13 +36,16 @@ from segmentation.synth.lesions import (
     _pick_centre,
     sample_plan,
 )
+from segmentation.synth.targets import Targets
 from segmentation.training.cases import acquired_case, acquired_ignore, simulate_case
 
 log = logging.getLogger(__name__)
 
 #: val-2: the same cases as val-1 (identical volumes and labels) plus ``<case>_ignore`` files
-#: where the background has real findings (the mass in the dlwpt chest).
-VALIDATION_VERSION = "val-2"
+#: where the background has real findings (the mass in the dlwpt chest). val-3 (``visible``
+#: targets): the same volumes and labels again; the ignore files also hold the unseen GGO and
+#: the findings declared for that rule (``segmentation.synth.targets``).
+VALIDATION_VERSIONS = {Targets.OPACITY: "val-2", Targets.VISIBLE: "val-3"}
 
 
 @dataclass(frozen=True)
@@ -172,14 +175,25 @@ SPECS: tuple[ValidationSpec, ...] = (
 )
 
 
-def build_validation_set(*, data_root: Path, cache_dir: Path, background: str = "dlwpt", seed: int = 1234) -> Path:
-    """Write the validation cases (once) and return their folder."""
-    folder = Path(cache_dir) / f"validation-{background}-{VALIDATION_VERSION}-{seed}"
+def build_validation_set(
+    *,
+    data_root: Path,
+    cache_dir: Path,
+    background: str = "dlwpt",
+    seed: int = 1234,
+    targets: Targets = Targets.VISIBLE,
+) -> Path:
+    """Write the validation cases (once) and return their folder.
+
+    ``targets`` decides what the ``_ignore`` files leave out of scoring
+    (:data:`VALIDATION_VERSIONS`); the volumes and labels are the same under every rule.
+    """
+    folder = Path(cache_dir) / f"validation-{background}-{VALIDATION_VERSIONS[targets]}-{seed}"
     done = folder / "cases.json"
     if done.exists():
         return folder
     folder.mkdir(parents=True, exist_ok=True)
-    bg = load_background(source(background), DataRoot(data_root), cache_dir)
+    bg = load_background(source(background), DataRoot(data_root), cache_dir, targets=targets)
     records = []
     for index, spec in enumerate(SPECS):
         rng = np.random.default_rng([seed, index])
@@ -193,7 +207,7 @@ def build_validation_set(*, data_root: Path, cache_dir: Path, background: str = 
             z_offset=0.0,
             seed=int(rng.integers(2**31)),
         )
-        series = simulate_case(bg, plan, acq)
+        series = simulate_case(bg, plan, acq, targets=targets)
         image, lungs, lesions = acquired_case(series, bg)
         ignore = acquired_ignore(series, bg)
         files = [("ct", image), ("lungs", lungs), ("lesions", lesions)]

@@ -49,7 +49,7 @@ class UnsureNetwork(torch.nn.Module):
         return out
 
 
-def _dev_folder(tmp_path: Path) -> Path:
+def _dev_folder(tmp_path: Path, *, ignore_lesion: bool = False) -> Path:
     phantom = make_phantom(shape=(24, 96, 112), spacing_zyx=(5.0, 2.5, 2.5))
     hu = phantom.hu.copy()
     lesions = np.zeros(phantom.lungs.shape, np.uint8)
@@ -60,7 +60,10 @@ def _dev_folder(tmp_path: Path) -> Path:
     folder = tmp_path / "dev"
     folder.mkdir()
     spacing = tuple(float(s) for s in phantom.spacing_zyx[::-1])
-    for suffix, array in (("ct", np.rint(hu).astype(np.int16)), ("lungs", phantom.lungs), ("lesions", lesions)):
+    files = [("ct", np.rint(hu).astype(np.int16)), ("lungs", phantom.lungs), ("lesions", lesions)]
+    if ignore_lesion:
+        files.append(("ignore", (lesions > 0).astype(np.uint8)))
+    for suffix, array in files:
         image = sitk.GetImageFromArray(array)
         image.SetSpacing(spacing)
         sitk.WriteImage(image, str(folder / f"case_{suffix}.nii.gz"))
@@ -68,8 +71,8 @@ def _dev_folder(tmp_path: Path) -> Path:
     return folder
 
 
-def test_the_threshold_that_recovers_the_lesion_is_chosen(tmp_path):
-    model = LoadedModel(
+def _unsure_model(tmp_path: Path) -> LoadedModel:
+    return LoadedModel(
         description=ModelDescription(
             model_id="unsure",
             weights_path=tmp_path / "none.pt",
@@ -81,8 +84,15 @@ def test_the_threshold_that_recovers_the_lesion_is_chosen(tmp_path):
         network=UnsureNetwork().eval(),
         device="cpu",
     )
+
+
+def test_the_threshold_that_recovers_the_lesion_is_chosen(tmp_path):
     result = calibrate_lesion_threshold(
-        model, _dev_folder(tmp_path), batch_slices=16, min_component_fraction=0.02, min_lesion_voxels=0
+        _unsure_model(tmp_path),
+        _dev_folder(tmp_path),
+        batch_slices=16,
+        min_component_fraction=0.02,
+        min_lesion_voxels=0,
     )
     errors = result.mean_abs_error_pp
     assert errors[0.5] > 2.0  # the lesion (several % of the lung) is missed at 0.5
@@ -90,3 +100,15 @@ def test_the_threshold_that_recovers_the_lesion_is_chosen(tmp_path):
     assert result.thresholds.lesion < 0.4 and errors[result.thresholds.lesion] < 0.5
     assert errors[result.thresholds.lesion] == min(errors.values())
     assert result.to_dict()["chosen"]["lesion_threshold"] == result.thresholds.lesion
+
+
+def test_ignored_voxels_are_left_out_of_the_error(tmp_path):
+    # The same case with the lesion in its ignore file: neither finding nor missing it counts.
+    result = calibrate_lesion_threshold(
+        _unsure_model(tmp_path),
+        _dev_folder(tmp_path, ignore_lesion=True),
+        batch_slices=16,
+        min_component_fraction=0.02,
+        min_lesion_voxels=0,
+    )
+    assert max(result.mean_abs_error_pp.values()) < 0.2

@@ -8,8 +8,9 @@ import SimpleITK as sitk
 
 from segmentation.grid import canonical_array
 from segmentation.synth.acquisition import Acquisition
-from segmentation.synth.backgrounds import SOURCES, Background, Finding, findings_mask, source
+from segmentation.synth.backgrounds import SOURCES, Background, Finding, declared_findings, findings_mask, source
 from segmentation.synth.lesions import LesionPlan
+from segmentation.synth.targets import Targets
 from segmentation.training.cases import acquired_case, acquired_ignore, simulate_case
 
 
@@ -57,10 +58,20 @@ def test_a_sphere_partly_or_wholly_outside_the_image():
 
 
 def test_the_held_out_chest_declares_its_mass():
-    assert [s.name for s in SOURCES if s.findings] == ["dlwpt"]
+    assert [s.name for s in SOURCES if s.findings] == ["popi", "dlwpt"]
     (mass,) = source("dlwpt").findings
     assert mass.centre_lps_mm[0] < 0  # patient right in LPS
     assert 10.0 <= mass.radius_mm <= 30.0
+    assert declared_findings(source("dlwpt"), Targets.OPACITY) == (mass,)  # declared under every rule
+
+
+def test_the_training_chest_nodule_is_declared_for_the_visible_rule_only():
+    # Declaring it under the opacity rule would change the cache lunglesion-seg-v1/-v2 were trained on.
+    (nodule,) = source("popi").findings
+    assert nodule.centre_lps_mm[0] < 0  # right lung
+    assert 15.0 <= nodule.radius_mm <= 30.0
+    assert declared_findings(source("popi"), Targets.OPACITY) == ()
+    assert declared_findings(source("popi"), Targets.VISIBLE) == (nodule,)
 
 
 def _background(image: sitk.Image, finding: Finding) -> Background:

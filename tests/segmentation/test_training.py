@@ -255,9 +255,37 @@ def test_train_command_says_which_shipped_weights_it_reproduced(tmp_path):
     other = SimpleNamespace(model_id="x", sha256="c" * 64, weights_path=tmp_path / "x.pt", metadata={})
     assert "identical to the shipped m-v2" in reproduction_line(shipped, shipped)
     line = reproduction_line(stage1, shipped)
-    assert "identical to m-v1, the first stage" in line and "configs/train-stage2.yaml" in line
+    assert "identical to m-v1, stage 1 of the shipped m-v2" in line and "configs/train-stage2.yaml" in line
     assert str(tmp_path / "m-v1.json") in line
     assert "different from the shipped m-v2" in reproduction_line(other, shipped)
+    # Three stages: each earlier one is recognised and pointed to the configuration after it.
+    stage2 = SimpleNamespace(model_id="m-v2", sha256="b" * 64, weights_path=tmp_path / "m-v2.pt", metadata={})
+    v3 = SimpleNamespace(
+        model_id="m-v3",
+        sha256="d" * 64,
+        weights_path=tmp_path / "m-v3.pt",
+        metadata={
+            "training": {
+                "from": {"model_id": "m-v2", "sha256": "b" * 64, "from": {"model_id": "m-v1", "sha256": "a" * 64}}
+            }
+        },
+    )
+    assert "stage 1 of the shipped m-v3" in reproduction_line(stage1, v3) and "train-stage2.yaml" in reproduction_line(
+        stage1, v3
+    )
+    assert "stage 2 of the shipped m-v3" in reproduction_line(stage2, v3) and "train-stage3.yaml" in reproduction_line(
+        stage2, v3
+    )
+
+
+def test_a_continued_model_records_every_stage_before_it(tmp_path):
+    from segmentation.training.run import DEFAULT_ARCHITECTURE, DEFAULT_PREPROCESSING, starting_point
+    from segmentation.weights import read_description
+
+    shipped = read_description(None)
+    begin = starting_point(shipped.weights_path, architecture=DEFAULT_ARCHITECTURE, preprocessing=DEFAULT_PREPROCESSING)
+    assert begin.origin["model_id"] == shipped.model_id and begin.origin["sha256"] == shipped.sha256
+    assert begin.origin["from"] == shipped.metadata["training"]["from"]
 
 
 def test_continuing_refuses_to_overwrite_its_starting_model(tmp_path, capsys):

@@ -9,6 +9,7 @@ import pytest
 
 from segmentation.synth.backgrounds import CHESTS, training_sources
 from segmentation.synth.phantom_backgrounds import DEMO_SEEDS, is_phantom, phantom_background
+from segmentation.synth.targets import Targets
 from segmentation.training.cache import CASES_PER_PHANTOM, assign_backgrounds, cache_key
 
 
@@ -55,6 +56,15 @@ def test_cache_key_depends_on_the_findings_of_training_backgrounds(monkeypatch):
     changed = tuple(dataclasses.replace(s, findings=(mass,)) if s.name == "popi" else s for s in backgrounds.SOURCES)
     monkeypatch.setattr(backgrounds, "SOURCES", changed)
     assert cache_key(DEFAULT_PREPROCESSING, 240, 0, "dlwpt") != before["dlwpt"]  # popi now trains with a finding
+
+
+def test_cache_key_depends_on_the_target_rule():
+    from segmentation.training.run import DEFAULT_PREPROCESSING
+
+    # The opacity rule keeps the key of the cache lunglesion-seg-v1 and -v2 were trained on (popi's
+    # nodule is declared for the visible rule only); the visible rule gets its own cache.
+    assert cache_key(DEFAULT_PREPROCESSING, 240, 0, "dlwpt", Targets.OPACITY) == "ae57d0233d31"
+    assert cache_key(DEFAULT_PREPROCESSING, 240, 0, "dlwpt", Targets.VISIBLE) != "ae57d0233d31"
 
 
 def test_phantom_backgrounds_are_reproducible_and_avoid_the_demo(monkeypatch):
