@@ -141,8 +141,8 @@ def train_default_model(
     From scratch by default; with ``init_from`` (a model JSON) training continues from that
     model's weights, with its architecture and preprocessing (the later stages of the
     shipped recipe, see MODEL_CARD.md); the JSON records every stage it descends from.
-    ``inference`` holds the post-processing settings
-    scans are segmented with; the lesion threshold is calibrated under them.
+    ``inference`` holds the post-processing settings scans are segmented with; the lesion
+    threshold is calibrated under them.
     """
     from segmentation.training.cache import build_training_cache
     from segmentation.training.validation import build_validation_set

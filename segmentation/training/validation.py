@@ -181,7 +181,7 @@ def build_validation_set(
     cache_dir: Path,
     background: str = "dlwpt",
     seed: int = 1234,
-    targets: Targets = Targets.VISIBLE,
+    targets: Targets = Targets.OPACITY,
 ) -> Path:
     """Write the validation cases (once) and return their folder.
 
