@@ -41,16 +41,16 @@ def test_cip_lungs(shared_data):
     image, right, left, result, lungs, lesions = _cip_result(shared_data)
     assert result.lungs.GetSize() == image.GetSize() and result.lungs.GetPixelID() == sitk.sitkUInt8
     assert result.lungs.GetOrigin() == image.GetOrigin() and result.lungs.GetSpacing() == image.GetSpacing()
-    assert result.model_id == "lunglesion-seg-v2" and len(result.model_sha256) == 64
+    assert result.model_id == "lunglesion-seg-v3" and len(result.model_sha256) == 64
     # 4 mm reference from another algorithm: agreement well above chance, right/left not swapped.
     assert dice(lungs == LungLabel.RIGHT_LUNG, right) > 0.9
     assert dice(lungs == LungLabel.LEFT_LUNG, left) > 0.9
     volume_ml = (lungs > 0).sum() * np.prod(image.GetSpacing()) / 1000
     assert 3000 < volume_ml < 7000
     assert not (lesions[lungs == 0]).any()
-    # Regression bound, not the target: v2 measures 4.8 % here (v1 3.7 %: gas-filled bowel under the left
-    # hemidiaphragm taken for consolidated lung); the target of a lesion-free scan is below 1 %.
-    assert (lesions > 0).sum() / (lungs > 0).sum() < 0.05
+    # Regression bound, not the target: v3 measures 4.0 % here (v2 4.8 %, v1 3.7 %: gas-filled bowel under
+    # the left hemidiaphragm taken for consolidated lung); the target of a lesion-free scan is below 1 %.
+    assert (lesions > 0).sum() / (lungs > 0).sum() < 0.045
 
 
 @ACCEPTANCE_GAP
@@ -115,8 +115,8 @@ def test_generated_lesion_fraction(shared_data):
     assert dice(pred_lesions > 0, ref_lesions > 0) > 0.75
     # Both classes are found where they are.
     assert dice(pred_lesions == LesionLabel.CONSOLIDATION, ref_lesions == LesionLabel.CONSOLIDATION) > 0.6
-    # Regression bound, not the target: v2 under-measures this mixed lesion by 4.6 pp (4.3 with the mass
-    # counted; v1 4.0 then; target: < 3).
+    # Regression bound, not the target: v3 under-measures this mixed lesion by 5.1 pp (v2 4.6, 4.3 with the
+    # mass counted; v1 4.0 then; target: < 3).
     assert abs(error_pp) < 6.0
 
 
