@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import SimpleITK as sitk
 
+from pipeline.errors import ErrorCode, LunglesionError
+from segmentation.labelmap import find_cases, read_reference
 from segmentation.postprocess import Thresholds
 
 if TYPE_CHECKING:
@@ -98,22 +100,25 @@ def calibrate_lesion_threshold(
     from segmentation.inference import decide, working_fields
 
     names = [record["case"] for record in json.loads((Path(folder) / "cases.json").read_text())]
+    cases = {case.name: case for case in find_cases(Path(folder))}
+    missing = [name for name in names if name not in cases or cases[name].lungs is None or cases[name].lesions is None]
+    if missing:
+        raise LunglesionError(
+            ErrorCode.INPUT_NOT_FOUND,
+            f"{folder}: no image with lung and lesion references for {', '.join(missing)} of cases.json",
+        )
     errors: dict[float, list[float]] = {t: [] for t in candidates}
     dices: dict[float, list[float]] = {t: [] for t in candidates}
     lung_threshold = model.description.thresholds.lung
     for name in names:
-        image = sitk.ReadImage(str(Path(folder) / f"{name}_ct.nii.gz"))
+        image = sitk.ReadImage(str(cases[name].image))
         canon, grid, fields, outside = working_fields(image, model, batch_slices=batch_slices)
-        ref_lungs = canon.forward(sitk.GetArrayFromImage(sitk.ReadImage(str(Path(folder) / f"{name}_lungs.nii.gz"))))
-        ref_lesions = canon.forward(
-            sitk.GetArrayFromImage(sitk.ReadImage(str(Path(folder) / f"{name}_lesions.nii.gz")))
-        )
-        # Voxels of the case's ignore file (real findings, unseen GGO) are left out, as in evaluation.
-        ignore_path = Path(folder) / f"{name}_ignore.nii.gz"
-        scored = np.ones(ref_lungs.shape, bool)
-        if ignore_path.exists():
-            scored = canon.forward(sitk.GetArrayFromImage(sitk.ReadImage(str(ignore_path)))) == 0
-        ref_lungs, ref_lesions = np.where(scored, ref_lungs, 0), np.where(scored, ref_lesions, 0)
+        # The evaluation's reader: label files checked against the image's grid, and the voxels of
+        # the case's ignore file (real findings, unseen GGO) left out, as in `lunglesion evaluate`.
+        ref_lungs, ref_lesions, ignore = read_reference(cases[name], None, grid=image)
+        scored = canon.forward(~ignore)
+        ref_lungs = np.where(scored, canon.forward(ref_lungs), 0)
+        ref_lesions = np.where(scored, canon.forward(ref_lesions), 0)
         true_fraction = _fraction(ref_lungs > 0, ref_lesions > 0)
         for t in candidates:
             lungs, lesions = decide(

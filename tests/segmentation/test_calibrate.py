@@ -6,9 +6,11 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 import SimpleITK as sitk
 import torch
 
+from pipeline.errors import ErrorCode, LunglesionError
 from segmentation.inference import LoadedModel
 from segmentation.network import NetworkSpec
 from segmentation.postprocess import Thresholds
@@ -112,3 +114,26 @@ def test_ignored_voxels_are_left_out_of_the_error(tmp_path):
         min_lesion_voxels=0,
     )
     assert max(result.mean_abs_error_pp.values()) < 0.2
+
+
+def test_a_case_without_its_files_is_refused(tmp_path):
+    folder = _dev_folder(tmp_path)
+    (folder / "cases.json").write_text(json.dumps([{"case": "case"}, {"case": "gone"}]))
+    with pytest.raises(LunglesionError) as info:
+        calibrate_lesion_threshold(
+            _unsure_model(tmp_path), folder, batch_slices=16, min_component_fraction=0.02, min_lesion_voxels=0
+        )
+    assert info.value.code is ErrorCode.INPUT_NOT_FOUND and "gone" in str(info.value)
+
+
+def test_a_reference_off_the_image_grid_is_refused(tmp_path):
+    # Calibration reads references like `lunglesion evaluate`: a shifted label file is not scored.
+    folder = _dev_folder(tmp_path)
+    lungs = sitk.ReadImage(str(folder / "case_lungs.nii.gz"))
+    lungs.SetOrigin((0.0, 0.0, 12.5))
+    sitk.WriteImage(lungs, str(folder / "case_lungs.nii.gz"))
+    with pytest.raises(LunglesionError) as info:
+        calibrate_lesion_threshold(
+            _unsure_model(tmp_path), folder, batch_slices=16, min_component_fraction=0.02, min_lesion_voxels=0
+        )
+    assert info.value.code is ErrorCode.LABEL_GRID_MISMATCH
