@@ -81,6 +81,8 @@ class TrainingSettings(SettingsModel):
     augment_strength: float = Field(ge=0, le=2)
     augmentation: Augmentation
     lung_slice_fraction: float = Field(ge=0, le=1)
+    lesion_slice_fraction: float = Field(default=0.0, ge=0, le=1)
+    """Share of training slices drawn among a case's slices that hold a lesion (before the lung rule)."""
     threads: int = Field(ge=1)
     validate_every: int = Field(ge=1)
     finetune_steps: int = Field(ge=1)

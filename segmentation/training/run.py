@@ -68,6 +68,7 @@ def train_config(
         augment_strength=settings.augment_strength,
         augmentation=settings.augmentation,
         lung_slice_fraction=settings.lung_slice_fraction,
+        lesion_slice_fraction=settings.lesion_slice_fraction,
         seed=settings.seed,
         threads=settings.threads,
         validate_every=settings.validate_every,

@@ -47,6 +47,8 @@ class TrainConfig:
     """Which implementation draws the batch augmentation."""
     consolidated_lung_weight: float = 1.0
     """Weight of consolidated voxels in the lung head's cross-entropy (1: every voxel alike)."""
+    lesion_slice_fraction: float = 0.0
+    """Share of training slices drawn among the slices of a case that hold a lesion (0: none)."""
 
 
 @dataclass
@@ -59,6 +61,8 @@ class CachedCase:
     lesions: np.ndarray
     weight: float = 1.0
     lung_slices: np.ndarray = field(default_factory=lambda: np.zeros(0, int))
+    lesion_slices: np.ndarray = field(default_factory=lambda: np.zeros(0, int))
+    """Slices holding a GGO or consolidation voxel (the ignore label does not count)."""
 
 
 @dataclass
@@ -84,14 +88,18 @@ def open_cache(
         case_dir = Path(folder) / record["folder"]
         lungs = np.load(case_dir / "lungs.npy", mmap_mode="r")
         lung_slices = np.flatnonzero(np.asarray(lungs).reshape(lungs.shape[0], -1).max(axis=1) > 0)
+        lesions = np.load(case_dir / "lesions.npy", mmap_mode="r")
+        flat = np.asarray(lesions).reshape(lesions.shape[0], -1)
+        lesion_slices = np.flatnonzero(((flat == 1) | (flat == 2)).any(axis=1))
         cases.append(
             CachedCase(
                 name=f"{record['background']}/{record['folder']}",
                 image=np.load(case_dir / "image.npy", mmap_mode="r"),
                 lungs=lungs,
-                lesions=np.load(case_dir / "lesions.npy", mmap_mode="r"),
+                lesions=lesions,
                 weight=weight * float(record.get("weight", 1.0)) * float(kind_weights.get(record.get("kind"), 1.0)),
                 lung_slices=lung_slices,
+                lesion_slices=lesion_slices,
             )
         )
     return cases
@@ -130,7 +138,12 @@ class SliceSampler:
         for i in range(n):
             case = self.cases[int(min(np.searchsorted(cumulative, self._uniform()), len(self.cases) - 1))]
             depth, ch, cw = case.image.shape
-            if case.lung_slices.size and self._uniform() < self.config.lung_slice_fraction:
+            # A lesion slice is drawn only when asked for (no random number is used otherwise, so
+            # runs without it draw exactly the slices they drew before the option existed).
+            fraction = self.config.lesion_slice_fraction
+            if fraction > 0 and case.lesion_slices.size and self._uniform() < fraction:
+                z = int(case.lesion_slices[self._randint(case.lesion_slices.size)])
+            elif case.lung_slices.size and self._uniform() < self.config.lung_slice_fraction:
                 z = int(case.lung_slices[self._randint(case.lung_slices.size)])
             else:
                 z = self._randint(depth)

@@ -218,6 +218,30 @@ def test_open_cache_weights_cases_by_family(tmp_path):
     assert sampler.case_p.tolist() == pytest.approx([2.5 / 6.5, 0.5 / 6.5, 1 / 6.5, 2.5 / 6.5])
 
 
+def test_lesion_slices_are_oversampled_when_asked(tmp_path):
+    from segmentation.training.train import SliceSampler, open_cache
+
+    _write_cache(tmp_path, ["focal"])
+    lesions = np.zeros((4, 8, 8), np.uint8)
+    lesions[2, 3, 3] = 2  # one consolidation voxel on slice 2
+    lesions[1, 4, 4] = 255  # the ignore label does not make a lesion slice
+    np.save(tmp_path / "case-0000" / "lesions.npy", lesions)
+    # A 4 x 8 x 8 case: crops of 8 x 8 hold a whole slice, so a draw's slice is told by its labels.
+    config = dataclasses.replace(CONFIG, crop=(8, 8), lung_slice_fraction=0.0)
+    (case,) = open_cache(tmp_path)
+    assert case.lesion_slices.tolist() == [2]
+
+    def share_with(label, cfg, n=400):
+        """Share of ``n`` drawn crops that hold ``label``."""
+        _, _, drawn = SliceSampler([case], PARAMS, cfg, torch.Generator().manual_seed(3)).draw(n)
+        return (drawn == label).flatten(1).any(1).float().mean().item()
+
+    assert share_with(2, config) == pytest.approx(0.25, abs=0.07)  # uniform over the 4 slices
+    oversampling = dataclasses.replace(config, lesion_slice_fraction=0.5)
+    assert share_with(2, oversampling) == pytest.approx(0.5 + 0.5 * 0.25, abs=0.07)
+    assert share_with(255, oversampling) == pytest.approx(0.5 * 0.25, abs=0.06)
+
+
 def test_starting_point_scratch_or_a_verified_model(tmp_path):
     from pipeline.errors import ErrorCode, SegmentationError
     from segmentation.training.run import DEFAULT_ARCHITECTURE, DEFAULT_PREPROCESSING, starting_point
