@@ -90,7 +90,7 @@ def open_cache(
         lung_slices = np.flatnonzero(np.asarray(lungs).reshape(lungs.shape[0], -1).max(axis=1) > 0)
         lesions = np.load(case_dir / "lesions.npy", mmap_mode="r")
         flat = np.asarray(lesions).reshape(lesions.shape[0], -1)
-        lesion_slices = np.flatnonzero(((flat == 1) | (flat == 2)).any(axis=1))
+        lesion_slices = np.flatnonzero(np.isin(flat, (LesionLabel.GGO, LesionLabel.CONSOLIDATION)).any(axis=1))
         cases.append(
             CachedCase(
                 name=f"{record['background']}/{record['folder']}",
