@@ -138,3 +138,44 @@ def test_a_2d_image_is_refused():
     with pytest.raises(SegmentationError) as info:
         segment(sitk.Image(32, 32, sitk.sitkInt16), device="cpu")
     assert info.value.code is ErrorCode.SEGMENTATION_FAILED
+
+
+def _lung_base_scan(shared_data):
+    """Lung bases and upper abdomen, 3 mm (TotalSegmentator's example CT) with its lung output as reference."""
+    folder = shared_data("totalsegmentator-tests")
+    image = sitk.ReadImage(str(folder / "example_ct_sm.nii.gz"))
+    labels = sitk.GetArrayFromImage(sitk.ReadImage(str(folder / "example_seg.nii.gz")))
+    right = (labels >= 12) & (labels <= 14)  # TotalSegmentator "total": right upper, middle, lower lobe
+    left = (labels == 10) | (labels == 11)  # left upper, lower lobe
+    result = segment(image, device="cpu")
+    return image, right, left, sitk.GetArrayFromImage(result.lungs), sitk.GetArrayFromImage(result.lesions)
+
+
+def _below_the_base(right, left, margin_slices: int = 2):
+    """Slices more than ``margin_slices`` below the lowest reference lung slice (array z = index order)."""
+    lowest = int(np.nonzero((right | left).any(axis=(1, 2)))[0].min())
+    below = np.zeros(right.shape, bool)
+    below[: max(0, lowest - margin_slices)] = True
+    return below
+
+
+def test_lung_base_scan(shared_data):
+    image, right, left, lungs, lesions = _lung_base_scan(shared_data)
+    ml = float(np.prod(image.GetSpacing())) / 1000
+    # The lung bases the reference (another model's output, not a manual mask) finds are found, on their side.
+    assert ((lungs == LungLabel.RIGHT_LUNG) & right).sum() > 0.9 * right.sum()
+    assert ((lungs == LungLabel.LEFT_LUNG) & left).sum() > 0.9 * left.sum()
+    assert ((lungs == LungLabel.LEFT_LUNG) & right).sum() < 0.02 * right.sum()
+    assert ((lungs == LungLabel.RIGHT_LUNG) & left).sum() < 0.02 * left.sum()
+    assert not (lesions[lungs == 0]).any()
+    # Regression bound, not a target: v3 takes 160 mL of gas and faeces in the colon below the left
+    # hemidiaphragm for left lung (86 mL of it on slices with no reference lung), 78 mL of it as
+    # consolidation (MODEL_CARD.md, "Known limitations": bowel gas at the lung base).
+    assert ((lungs > 0) & ~(right | left)).sum() * ml < 185
+
+
+@ACCEPTANCE_GAP
+def test_lung_base_scan_no_lung_below_the_base_target(shared_data):
+    image, right, left, lungs, _ = _lung_base_scan(shared_data)
+    ml = float(np.prod(image.GetSpacing())) / 1000
+    assert ((lungs > 0) & _below_the_base(right, left)).sum() * ml < 1.0
