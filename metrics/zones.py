@@ -85,9 +85,9 @@ def superior_sign_from_direction(direction: Sequence[float]) -> int:
 
 
 #: Share of a lung's extent (in slices) that may lack the lung before ``LUNG_EXTENT_GAP`` is raised.
-#: The model's masks can carry a stray voxel a slice beyond the lung (measured on the 50 validation
-#: and development cases of the model card, 100 lungs: 2 with a gap, at most 1 empty slice in an
-#: 83-slice extent, 1.2 %).
+#: The model's masks can carry a stray voxel a few slices beyond the lung (measured on the 50
+#: validation and development cases of the model card, 100 lungs: lunglesion-seg-v3 2 with a gap,
+#: at most 3 empty slices in an 82-slice extent, 3.5 %; lunglesion-seg-v4 none; metrics/README.md).
 EXTENT_GAP_FRACTION = 0.05
 
 

@@ -89,7 +89,9 @@ class TrainingSettings(SettingsModel):
     finetune_learning_rate: float = Field(gt=0)
     finetune_synthetic_fraction: float = Field(ge=0, le=1)
     kind_weights: dict[str, float] = Field(default_factory=dict)
-    """Sampling weight per synthetic case family (``PlanKind`` value); families not named weigh 1."""
+    """Sampling weight per case family (``PlanKind`` value, or ``no-lung``); families not named weigh 1."""
+    negative_cases: int = Field(default=0, ge=0)
+    """Lung-free real CT cases (:mod:`segmentation.synth.negatives`) trained next to the chest cases."""
 
     @model_validator(mode="after")
     def _holdout_known(self) -> TrainingSettings:
@@ -102,8 +104,9 @@ class TrainingSettings(SettingsModel):
     @model_validator(mode="after")
     def _kinds_known(self) -> TrainingSettings:
         from segmentation.synth.lesions import PlanKind
+        from segmentation.synth.negatives import NEGATIVE_KIND
 
-        known = {kind.value for kind in PlanKind}
+        known = {kind.value for kind in PlanKind} | {NEGATIVE_KIND}
         unknown = sorted(set(self.kind_weights) - known)
         if unknown:
             raise ValueError(f"kind_weights: unknown case families {unknown} (known: {', '.join(sorted(known))})")

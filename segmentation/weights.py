@@ -18,7 +18,7 @@ from segmentation.postprocess import Thresholds
 from segmentation.preprocess import PreprocessParameters
 
 #: The model that ships with the package.
-DEFAULT_MODEL = "lunglesion-seg-v3"
+DEFAULT_MODEL = "lunglesion-seg-v4"
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 
 

@@ -9,6 +9,11 @@ Layout (``<cache>/train-<key>/``)::
 
 Every case draws its lesions and acquisition from ``numpy.random.default_rng([seed, index])``,
 so the cache is identical for the same data, parameters and seed, whatever order it is built in.
+
+Lung-free negative cases (``<cache>/negatives-<key>/``, same layout, kind ``no-lung``) are slabs of
+real CT below the lungs (:mod:`segmentation.synth.negatives`) rendered with a sampled acquisition
+and labelled background everywhere; they draw from ``default_rng([seed, NEGATIVE_STREAM, index])``
+so adding them never changes a chest case.
 """
 
 from __future__ import annotations
@@ -33,7 +38,8 @@ from segmentation.synth.backgrounds import (
     source,
     training_sources,
 )
-from segmentation.synth.lesions import PlanKind, sample_plan
+from segmentation.synth.lesions import LesionPlan, PlanKind, sample_plan
+from segmentation.synth.negatives import NEGATIVE_KIND, NEGATIVE_SOURCES, load_negative
 from segmentation.synth.phantom_backgrounds import is_phantom, phantom_background, phantom_name
 from segmentation.synth.targets import Targets
 from segmentation.training.cases import simulate_case, working_sample
@@ -42,6 +48,8 @@ log = logging.getLogger(__name__)
 
 #: Bump when case generation changes (invalidates caches).
 CACHE_VERSION = "train-3"
+#: Separates the negative cases' random stream from the chest cases' ``[seed, index]`` streams.
+NEGATIVE_STREAM = 4_241
 
 #: Share of each family of synthetic cases in the training set. Border cases (dense
 #: consolidation against the chest wall and diaphragm) are over-represented: they are where a
@@ -120,6 +128,13 @@ def _load(name: str, data: DataRoot, cache_dir: Path, seed: int, targets: Target
     return load_background(source(name), data, cache_dir, targets=targets)
 
 
+def _save_arrays(case_dir: Path, image: np.ndarray, lungs: np.ndarray, lesions: np.ndarray) -> None:
+    case_dir.mkdir(exist_ok=True)
+    for file, array in (("image.npy", image.astype(np.float16)), ("lungs.npy", lungs), ("lesions.npy", lesions)):
+        with atomic_path(case_dir / file) as tmp:
+            np.save(tmp, array, allow_pickle=False)
+
+
 def build_training_cache(
     *,
     data_root: Path,
@@ -163,10 +178,7 @@ def build_training_cache(
         acq = sample_acquisition(rng, background.spacing_zyx[0])
         series = simulate_case(background, plan, acq, targets=targets)
         image, lungs, lesions, _ = working_sample(series, params)
-        case_dir.mkdir(exist_ok=True)
-        for file, array in (("image.npy", image.astype(np.float16)), ("lungs.npy", lungs), ("lesions.npy", lesions)):
-            with atomic_path(case_dir / file) as tmp:
-                np.save(tmp, array, allow_pickle=False)
+        _save_arrays(case_dir, image, lungs, lesions)
         lung_voxels = int((series.native_lungs > 0).sum())
         fraction = float((series.native_lesions > 0).sum() / lung_voxels) if lung_voxels else 0.0
         record = {
@@ -197,5 +209,70 @@ def build_training_cache(
         "targets": targets.value,
         "cases": records,
     }
+    write_text_atomic(index_path, json.dumps(index_doc, indent=1))
+    return folder
+
+
+def negative_cache_key(params: PreprocessParameters, n_cases: int, seed: int) -> str:
+    identity = {
+        "v": CACHE_VERSION,
+        "p": params.to_dict(),
+        "n": n_cases,
+        "seed": seed,
+        "sources": [[s.name, s.relative, s.first_slice, s.stop_slice] for s in NEGATIVE_SOURCES],
+    }
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def build_negative_cache(
+    *,
+    data_root: Path,
+    cache_dir: Path,
+    params: PreprocessParameters,
+    n_cases: int,
+    seed: int,
+) -> Path:
+    """Render ``n_cases`` lung-free training cases (:mod:`segmentation.synth.negatives`); return the folder.
+
+    The cases cycle through :data:`~segmentation.synth.negatives.NEGATIVE_SOURCES`; each draws
+    its acquisition (slice thickness, kernel, noise) from ``numpy.random.default_rng([seed,
+    NEGATIVE_STREAM, index])``. Lung and lesion targets are background everywhere. The folder
+    (``<cache>/negatives-<key>/``) has the layout of the training cache, family ``no-lung``.
+    """
+    folder = Path(cache_dir) / f"negatives-{negative_cache_key(params, n_cases, seed)}"
+    folder.mkdir(parents=True, exist_ok=True)
+    index_path = folder / "index.json"
+    if index_path.exists():
+        return folder
+    data = DataRoot(data_root)
+    backgrounds: dict[str, Background] = {}
+    records: list[dict] = []
+    for index in range(n_cases):
+        item = NEGATIVE_SOURCES[index % len(NEGATIVE_SOURCES)]
+        case_dir = folder / f"case-{index:04d}"
+        meta_path = case_dir / "meta.json"
+        if meta_path.exists():
+            records.append(json.loads(meta_path.read_text()))
+            continue
+        if item.name not in backgrounds:
+            backgrounds[item.name] = load_negative(item, data)
+        background = backgrounds[item.name]
+        rng = np.random.default_rng([seed, NEGATIVE_STREAM, index])
+        acq = sample_acquisition(rng, background.spacing_zyx[0])
+        series = simulate_case(background, LesionPlan(seed=int(rng.integers(2**31))), acq)
+        image, lungs, lesions, _ = working_sample(series, params)
+        _save_arrays(case_dir, image, lungs, lesions)
+        record = {
+            "folder": case_dir.name,
+            "background": item.name,
+            "kind": NEGATIVE_KIND,
+            "acquisition": acq.describe(),
+            "lesion_fraction": 0.0,
+            "shape": list(image.shape),
+        }
+        write_text_atomic(meta_path, json.dumps(record))
+        records.append(record)
+        log.info("negative case %d/%d (%s, %s)", index + 1, n_cases, item.name, acq.describe())
+    index_doc = {"version": CACHE_VERSION, "params": params.to_dict(), "seed": seed, "cases": records}
     write_text_atomic(index_path, json.dumps(index_doc, indent=1))
     return folder

@@ -145,7 +145,7 @@ def train_default_model(
     ``inference`` holds the post-processing settings scans are segmented with; the lesion
     threshold is calibrated under them.
     """
-    from segmentation.training.cache import build_training_cache
+    from segmentation.training.cache import build_negative_cache, build_training_cache
     from segmentation.training.validation import build_validation_set
     from segmentation.weights import write_model
 
@@ -163,6 +163,17 @@ def train_default_model(
         holdout=holdout,
         targets=settings.targets,
     )
+    cases = open_cache(folder, kind_weights=settings.kind_weights)
+    negatives = None
+    if settings.negative_cases:
+        negatives = build_negative_cache(
+            data_root=data_root,
+            cache_dir=cache_dir,
+            params=preprocessing,
+            n_cases=settings.negative_cases,
+            seed=settings.seed,
+        )
+        cases += open_cache(negatives, kind_weights=settings.kind_weights)
     data_seconds = time.monotonic() - start
     validation_folder = build_validation_set(
         data_root=data_root, cache_dir=cache_dir, background=holdout, targets=settings.targets
@@ -170,7 +181,7 @@ def train_default_model(
     monitor = monitoring_samples(validation_folder, preprocessing)
     config = train_config(settings, steps=steps)
     result = train_network(
-        cases=open_cache(folder, kind_weights=settings.kind_weights),
+        cases=cases,
         spec=architecture,
         params=preprocessing,
         config=config,
@@ -185,6 +196,7 @@ def train_default_model(
             "cache": folder.name,
             "n_cases": settings.n_cases,
             "kind_weights": dict(sorted(settings.kind_weights.items())),
+            **({"negative_cases": settings.negative_cases, "negative_cache": negatives.name} if negatives else {}),
             "seed": settings.seed,
             "holdout_background": holdout,
             "targets": settings.targets.value,

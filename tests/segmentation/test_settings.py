@@ -19,9 +19,19 @@ def settings():
 
 def test_default_recipe_weighs_every_family_equally(settings):
     weights = settings.segmentation.training.kind_weights
-    assert set(weights) == {"none", "focal", "diffuse", "border", "mixed"}
+    assert set(weights) == {"none", "focal", "diffuse", "border", "mixed", "no-lung"}
     assert set(weights.values()) == {1.0}
     assert settings.segmentation.training.consolidated_lung_weight == 1.0
+    assert settings.segmentation.training.negative_cases == 0  # stages 1-3 train on chests only
+
+
+def test_stage4_overlay_adds_negative_cases_to_the_stage3_recipe(settings):
+    stage3 = load_settings(STAGE2.with_name("train-stage3.yaml")).segmentation.training
+    stage4 = load_settings(STAGE2.with_name("train-stage4.yaml")).segmentation.training
+    assert stage3.negative_cases == 0 < stage4.negative_cases
+    same = ("n_cases", "seed", "holdout_background", "targets", "steps", "learning_rate", "warmup_steps")
+    assert [getattr(stage4, f) for f in same] == [getattr(stage3, f) for f in same]
+    assert stage4.kind_weights == stage3.kind_weights
 
 
 def test_stage2_overlay_changes_only_the_schedule_and_family_weights(settings):

@@ -91,7 +91,7 @@ def test_shipped_weights_match_their_checksum():
     description = read_description(default_description_path())
     verify_checksum(description)
     assert description.weights_path.stat().st_size < 8 * 1024 * 1024
-    assert description.model_id == "lunglesion-seg-v3"
+    assert description.model_id == "lunglesion-seg-v4"
 
 
 def test_thresholds_travel_with_the_model(tmp_path):
