@@ -138,8 +138,24 @@ def run(args: argparse.Namespace) -> int:
     )
     new = read_description(outcome.model_json)
     print(f"model written: {outcome.model_json} ({outcome.seconds / 60:.1f} min)")
-    print(reproduction_line(new, read_description(None)))
+    print(shipped_comparison(new))
     return int(ExitCode.OK)
+
+
+def shipped_comparison(new) -> str:
+    """:func:`reproduction_line` against the installed model, or why it cannot be made.
+
+    The new model is already written when this runs, so an installation whose shipped model
+    cannot be read (moved, deleted) must not turn a finished training into a failed command.
+    """
+    from pipeline.errors import SegmentationError
+    from segmentation.weights import read_description
+
+    try:
+        shipped = read_description(None)
+    except SegmentationError as error:
+        return f"sha256 {new.sha256}; not compared with the shipped model, which could not be read: {error}"
+    return reproduction_line(new, shipped)
 
 
 def lineage(metadata: dict) -> list[dict]:

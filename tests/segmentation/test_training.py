@@ -302,6 +302,19 @@ def test_train_command_says_which_shipped_weights_it_reproduced(tmp_path):
     )
 
 
+def test_a_finished_training_is_not_failed_by_an_unreadable_shipped_model(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from pipeline.cli.train_cmd import shipped_comparison
+    from segmentation.weights import read_description
+
+    new = SimpleNamespace(model_id="m", sha256="e" * 64, weights_path=tmp_path / "m.pt", metadata={})
+    assert f"different from the shipped {read_description(None).model_id}" in shipped_comparison(new)
+    monkeypatch.setattr("segmentation.weights.WEIGHTS_DIR", tmp_path)  # an installation without its model
+    line = shipped_comparison(new)
+    assert "e" * 64 in line and "not compared" in line and "WEIGHTS_MISSING" in line
+
+
 def test_a_continued_model_records_every_stage_before_it(tmp_path):
     from segmentation.training.run import DEFAULT_ARCHITECTURE, DEFAULT_PREPROCESSING, starting_point
     from segmentation.weights import read_description
