@@ -128,11 +128,24 @@ def _load(name: str, data: DataRoot, cache_dir: Path, seed: int, targets: Target
     return load_background(source(name), data, cache_dir, targets=targets)
 
 
-def _save_arrays(case_dir: Path, image: np.ndarray, lungs: np.ndarray, lesions: np.ndarray) -> None:
+def _finished_case(case_dir: Path) -> dict | None:
+    """The record of a case an earlier (interrupted) build already wrote, or ``None``."""
+    meta_path = case_dir / "meta.json"
+    return json.loads(meta_path.read_text()) if meta_path.exists() else None
+
+
+def _store_case(case_dir: Path, image: np.ndarray, lungs: np.ndarray, lesions: np.ndarray, **fields) -> dict:
+    """Write one case's arrays, then its ``meta.json`` (last, so a case with a record is complete).
+
+    Returns the record: ``folder``, then ``fields`` in their order, then the array ``shape``.
+    """
     case_dir.mkdir(exist_ok=True)
     for file, array in (("image.npy", image.astype(np.float16)), ("lungs.npy", lungs), ("lesions.npy", lesions)):
         with atomic_path(case_dir / file) as tmp:
             np.save(tmp, array, allow_pickle=False)
+    record = {"folder": case_dir.name, **fields, "shape": list(image.shape)}
+    write_text_atomic(case_dir / "meta.json", json.dumps(record))
+    return record
 
 
 def build_training_cache(
@@ -164,9 +177,8 @@ def build_training_cache(
     start = time.monotonic()
     for index, name in enumerate(names):
         case_dir = folder / f"case-{index:04d}"
-        meta_path = case_dir / "meta.json"
-        if meta_path.exists():
-            records.append(json.loads(meta_path.read_text()))
+        if (done := _finished_case(case_dir)) is not None:
+            records.append(done)
             continue
         if name not in backgrounds:
             backgrounds.clear()  # cases of one background are contiguous: keep one in memory
@@ -178,19 +190,20 @@ def build_training_cache(
         acq = sample_acquisition(rng, background.spacing_zyx[0])
         series = simulate_case(background, plan, acq, targets=targets)
         image, lungs, lesions, _ = working_sample(series, params)
-        _save_arrays(case_dir, image, lungs, lesions)
         lung_voxels = int((series.native_lungs > 0).sum())
         fraction = float((series.native_lesions > 0).sum() / lung_voxels) if lung_voxels else 0.0
-        record = {
-            "folder": case_dir.name,
-            "background": name,
-            "kind": kind.value,
-            "acquisition": acq.describe(),
-            "lesion_fraction": round(fraction, 5),
-            "shape": list(image.shape),
-        }
-        write_text_atomic(meta_path, json.dumps(record))
-        records.append(record)
+        records.append(
+            _store_case(
+                case_dir,
+                image,
+                lungs,
+                lesions,
+                background=name,
+                kind=kind.value,
+                acquisition=acq.describe(),
+                lesion_fraction=round(fraction, 5),
+            )
+        )
         log.info(
             "training case %d/%d (%s, %s, %s, lesions %.1f %%) %.0f s",
             index + 1,
@@ -250,9 +263,8 @@ def build_negative_cache(
     for index in range(n_cases):
         item = NEGATIVE_SOURCES[index % len(NEGATIVE_SOURCES)]
         case_dir = folder / f"case-{index:04d}"
-        meta_path = case_dir / "meta.json"
-        if meta_path.exists():
-            records.append(json.loads(meta_path.read_text()))
+        if (done := _finished_case(case_dir)) is not None:
+            records.append(done)
             continue
         if item.name not in backgrounds:
             backgrounds[item.name] = load_negative(item, data)
@@ -261,17 +273,18 @@ def build_negative_cache(
         acq = sample_acquisition(rng, background.spacing_zyx[0])
         series = simulate_case(background, LesionPlan(seed=int(rng.integers(2**31))), acq)
         image, lungs, lesions, _ = working_sample(series, params)
-        _save_arrays(case_dir, image, lungs, lesions)
-        record = {
-            "folder": case_dir.name,
-            "background": item.name,
-            "kind": NEGATIVE_KIND,
-            "acquisition": acq.describe(),
-            "lesion_fraction": 0.0,
-            "shape": list(image.shape),
-        }
-        write_text_atomic(meta_path, json.dumps(record))
-        records.append(record)
+        records.append(
+            _store_case(
+                case_dir,
+                image,
+                lungs,
+                lesions,
+                background=item.name,
+                kind=NEGATIVE_KIND,
+                acquisition=acq.describe(),
+                lesion_fraction=0.0,
+            )
+        )
         log.info("negative case %d/%d (%s, %s)", index + 1, n_cases, item.name, acq.describe())
     index_doc = {"version": CACHE_VERSION, "params": params.to_dict(), "seed": seed, "cases": records}
     write_text_atomic(index_path, json.dumps(index_doc, indent=1))

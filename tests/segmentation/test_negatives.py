@@ -131,5 +131,5 @@ def test_the_slab_shares_no_slice_with_the_lung_base_check(shared_data):
     assert item.stop_slice <= start  # no slice of the check is trained on
     lung_slices = np.flatnonzero(((lobes >= 10) & (lobes <= 14)).any(axis=(1, 2))) + start
     # The lowest lung slice has the smallest index; the slab's top slice is stop_slice - 1.
-    gap_mm = (lung_slices.min() - item.stop_slice + 1) * 3.0
+    gap_mm = (lung_slices.min() - item.stop_slice + 1) * volume.GetSpacing()[2]
     assert gap_mm >= 50.0
