@@ -5,9 +5,11 @@
 * Lesion fraction on the lesion-free real chest CTs (dlwpt, POPI, CIP): should be ~0. "Lesion-free"
   means free of pneumonia: the dlwpt patient has a spiculated mass (a declared
   :class:`~segmentation.synth.backgrounds.Finding`), so its fraction is also reported outside it.
-* LIDC-IDRI-0002: the ground-glass nodule (voxels outlined by >= 1 reader) should be labelled GGO.
+* LIDC-IDRI-0002: the ground-glass nodule (voxels outlined by >= 1 reader) should be found as GGO (a
+  predicted GGO lesion touches it) and covered (at least half of its outline labelled lesion).
 * MedSeg's 50 labelled COVID-19 slices mapped to approximate HU: Dice per class (pooled over slices).
-* lungmask's two test slices: lung voxel counts next to lungmask R231's recorded counts.
+* lungmask's two test slices: lung voxel counts next to lungmask R231's recorded counts, and the
+  lesion fraction (their parenchyma is diffusely dense).
 
 Each check runs the model and the classical baseline so the two can be compared.
 """
@@ -21,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
+from scipy import ndimage as ndi
 
 from segmentation.evaluation import dice
 from segmentation.result import LungSegmentation
@@ -93,24 +96,42 @@ def check_lesion_free(data: DataRoot, segmenters: dict[str, Segmenter]) -> dict:
 
 
 def check_lidc_ggo(data: DataRoot, segmenters: dict[str, Segmenter]) -> dict:
+    """The LIDC-IDRI-0002 ground-glass nodule, read two ways.
+
+    *Found* is the detection reading (as in LUNA16-style scoring, where a candidate inside a
+    reference nodule is a hit): a connected predicted lesion touches the readers' outline and is
+    mostly GGO there. *Covered* is the segmentation reading: at least half of the outline (voxels
+    of >= 1 reader) is lesion, mostly GGO. Lesion components that touch no outline voxel are
+    reported as false components.
+    """
     folder = data.dataset("lidc-3slabs-nodule-outlines") / "labels"
     image = sitk.ReadImage(str(folder / "LIDC-IDRI-0002_ct.nii.gz"))
     readers = sitk.GetArrayFromImage(sitk.ReadImage(str(folder / "LIDC-IDRI-0002_nreaders.nii.gz")))
     hu = sitk.GetArrayFromImage(image)
     nodule = readers >= 1
+    consensus = readers >= min(2, int(readers.max()))
     voxel_ml = float(np.prod(image.GetSpacing())) / 1000
-    out: dict = {"nodule_ml": float(nodule.sum() * voxel_ml), "nodule_median_hu": float(np.median(hu[nodule]))}
+    out: dict = {
+        "nodule_ml": float(nodule.sum() * voxel_ml),
+        "nodule_consensus_ml": float(consensus.sum() * voxel_ml),
+        "nodule_median_hu": float(np.median(hu[nodule])),
+    }
     for name, segment in segmenters.items():
         lungs, lesions = _arrays(segment(image))
         in_nodule = lesions[nodule]
         ggo = float((in_nodule == 1).mean())
         cons = float((in_nodule == 2).mean())
+        components, n = ndi.label(lesions > 0)
+        touching = set(np.unique(components[nodule]).tolist()) - {0}
         outside = (lesions > 0) & ~nodule
         out[name] = {
             "nodule_as_ggo": ggo,
             "nodule_as_consolidation": cons,
+            "nodule_consensus_as_ggo": float((lesions[consensus] == 1).mean()),
             "nodule_in_lung": float((lungs[nodule] > 0).mean()),
-            "detected_as_ggo": bool(ggo + cons >= 0.5 and ggo > cons),
+            "found_as_ggo": bool(touching) and ggo > cons,
+            "covered_as_ggo": bool(ggo + cons >= 0.5 and ggo > cons),
+            "false_components": n - len(touching),
             "lesion_ml_outside_nodule": float(outside.sum() * voxel_ml),
             "lesion_fraction_pct": _fraction(lungs, lesions),
         }
@@ -158,11 +179,15 @@ def check_lungmask_slices(data: DataRoot, segmenters: dict[str, Segmenter]) -> d
     out: dict = {"lungmask_r231_voxels": {"right": 64752, "left": 36536}}
     for name, segment in segmenters.items():
         try:
-            lungs, _ = _arrays(segment(image))
+            lungs, lesions = _arrays(segment(image))
         except Exception as exc:  # noqa: BLE001
             out[name] = {"error": str(exc)}
             continue
-        out[name] = {"right": int((lungs == 1).sum()), "left": int((lungs == 2).sum())}
+        out[name] = {
+            "right": int((lungs == 1).sum()),
+            "left": int((lungs == 2).sum()),
+            "lesion_fraction_pct": _fraction(lungs, lesions),
+        }
     return out
 
 

@@ -11,7 +11,8 @@ from segmentation import LesionLabel, LungLabel, segment
 from segmentation.classical import segment_lungs
 from segmentation.evaluation import dice
 from segmentation.grid import canonical_array
-from segmentation.synth.backgrounds import findings_mask, read_volume, source
+from segmentation.realdata import check_lidc_ggo
+from segmentation.synth.backgrounds import DataRoot, findings_mask, read_volume, source
 from segmentation.synth.lesions import DiffuseLesion, LesionPlan, Pattern, render
 
 pytestmark = pytest.mark.shared_data
@@ -126,6 +127,27 @@ def test_generated_lesion_fraction(shared_data):
 def test_generated_lesion_fraction_target(shared_data):
     *_, error_pp = _generated_case(shared_data)
     assert abs(error_pp) < 3.0
+
+
+@pytest.fixture
+def lidc_nodule(shared_data):
+    """The shipped model on the LIDC-IDRI-0002 slab, scored by the real-data check's rules."""
+    folder = shared_data("lidc-3slabs-nodule-outlines")
+    return check_lidc_ggo(DataRoot(folder.parent), {"model": lambda image: segment(image, device="cpu")})["model"]
+
+
+def test_lidc_ggo_nodule_is_found_as_ggo(lidc_nodule):
+    # One GGO lesion touches the readers' outline, nothing of it is consolidation, nothing else in the slab.
+    assert lidc_nodule["found_as_ggo"]
+    assert lidc_nodule["nodule_as_consolidation"] == 0.0
+    assert lidc_nodule["false_components"] == 0
+    # Regression bound, not the target: v4 labels 33 % of the outline (44 % of the two-reader core) GGO.
+    assert lidc_nodule["nodule_as_ggo"] > 0.25
+
+
+@ACCEPTANCE_GAP
+def test_lidc_ggo_nodule_is_covered(lidc_nodule):
+    assert lidc_nodule["covered_as_ggo"]
 
 
 def test_a_volume_without_lungs_is_refused():
