@@ -7,7 +7,8 @@
   :class:`~segmentation.synth.backgrounds.Finding`), so its fraction is also reported outside it.
 * LIDC-IDRI-0002: the ground-glass nodule (voxels outlined by >= 1 reader) should be found as GGO (a
   predicted GGO lesion touches it) and covered (at least half of its outline labelled lesion).
-* MedSeg's 50 labelled COVID-19 slices mapped to approximate HU: Dice per class (pooled over slices).
+* MedSeg's 50 labelled COVID-19 slices mapped to approximate HU: Dice per class (pooled over slices),
+  on all of them and on each half of the trainable/check split (:func:`~segmentation.synth.medseg.split_medseg`).
 * lungmask's two test slices: lung voxel counts next to lungmask R231's recorded counts, and the
   lesion fraction (their parenchyma is diffusely dense).
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -138,39 +140,92 @@ def check_lidc_ggo(data: DataRoot, segmenters: dict[str, Segmenter]) -> dict:
     return out
 
 
+@dataclass
+class _MedSegCounts:
+    """Voxel counts (intersection, predicted, reference) per class and per-slice lesion Dice."""
+
+    sums: dict[str, list[int]] = field(
+        default_factory=lambda: {k: [0, 0, 0] for k in ("lesion", "ggo", "consolidation")}
+    )
+    per_slice: list[float] = field(default_factory=list)
+    failed: int = 0
+    lesion_in_lung: int = 0
+    """Reference lesion voxels inside the predicted lungs (a lesion is lung: the rest was cut out)."""
+    in_field: list[int] = field(default_factory=lambda: [0, 0, 0])
+    """Lesion intersection, predicted and reference voxels inside :func:`~segmentation.synth.medseg.in_field`."""
+
+    def __add__(self, other: _MedSegCounts) -> _MedSegCounts:
+        sums = {k: [a + b for a, b in zip(v, other.sums[k], strict=True)] for k, v in self.sums.items()}
+        return _MedSegCounts(
+            sums,
+            self.per_slice + other.per_slice,
+            self.failed + other.failed,
+            self.lesion_in_lung + other.lesion_in_lung,
+            [a + b for a, b in zip(self.in_field, other.in_field, strict=True)],
+        )
+
+    def summary(self) -> dict:
+        out: dict = {
+            f"dice_{k}_pooled": (2 * v[0] / (v[1] + v[2]) if v[1] + v[2] else math.nan) for k, v in self.sums.items()
+        }
+        values = [v for v in self.per_slice if not math.isnan(v)]
+        out["dice_lesion_median_per_slice"] = float(np.median(values)) if values else math.nan
+        out["failed_slices"] = self.failed
+        reference = self.sums["lesion"][2]
+        out["reference_lesion_in_lung"] = self.lesion_in_lung / reference if reference else math.nan
+        inter, pred, ref = self.in_field
+        out["reference_lesion_in_field"] = ref / reference if reference else math.nan
+        out["dice_lesion_pooled_in_field"] = 2 * inter / (pred + ref) if pred + ref else math.nan
+        return out
+
+
+def _medseg_counts(slices, segment: Segmenter) -> _MedSegCounts:
+    from segmentation.synth.medseg import in_field
+
+    counts = _MedSegCounts()
+    for item in slices:
+        try:
+            result = segment(item.image(slices=1))
+        except Exception as exc:  # noqa: BLE001 - a slice without detectable lung is counted, not fatal
+            log.warning("MedSeg slice %s: %s", item.name, exc)
+            counts.failed += 1
+            continue
+        pred = sitk.GetArrayFromImage(result.lesions)[0]  # same orientation as item.labels
+        ref = item.labels
+        counts.lesion_in_lung += int(((ref > 0) & (sitk.GetArrayViewFromImage(result.lungs)[0] > 0)).sum())
+        reachable = in_field(item)
+        for k, mask in enumerate(((pred > 0) & (ref > 0), pred > 0, ref > 0)):
+            counts.in_field[k] += int((mask & reachable).sum())
+        for key, p, r in (
+            ("lesion", pred > 0, ref > 0),
+            ("ggo", pred == 1, ref == 1),
+            ("consolidation", pred == 2, ref == 2),
+        ):
+            counts.sums[key][0] += int((p & r).sum())
+            counts.sums[key][1] += int(p.sum())
+            counts.sums[key][2] += int(r.sum())
+        counts.per_slice.append(dice(pred > 0, ref > 0))
+    return counts
+
+
 def check_medseg(data: DataRoot, segmenters: dict[str, Segmenter]) -> dict:
-    from segmentation.synth.medseg import load_medseg
+    """Dice on all 50 slices (top-level keys) and on each half of :func:`~segmentation.synth.medseg.split_medseg`.
+
+    ``check_half`` (slices 32-67) is never trained on; ``trainable_half`` (0-31) is what a model
+    trained with ``medseg_share > 0`` has seen, so only the check half measures such a model.
+    """
+    from segmentation.synth.medseg import load_medseg, split_medseg
 
     slices = load_medseg(data.dataset("medseg-covid-2d-train"))
-    out: dict = {"slices": len(slices)}
+    trainable, check = split_medseg(slices)
+    out: dict = {"slices": len(slices), "trainable_slices": len(trainable), "check_slices": len(check)}
     for name, segment in segmenters.items():
-        sums = {k: [0, 0, 0] for k in ("lesion", "ggo", "consolidation")}  # intersection, pred, ref
-        per_slice = []
-        failed = 0
-        for item in slices:
-            try:
-                result = segment(item.image(slices=1))
-            except Exception as exc:  # noqa: BLE001 - a slice without detectable lung is counted, not fatal
-                log.warning("MedSeg slice %s: %s", item.name, exc)
-                failed += 1
-                continue
-            pred = sitk.GetArrayFromImage(result.lesions)[0]  # same orientation as item.labels
-            ref = item.labels
-            for key, p, r in (
-                ("lesion", pred > 0, ref > 0),
-                ("ggo", pred == 1, ref == 1),
-                ("consolidation", pred == 2, ref == 2),
-            ):
-                sums[key][0] += int((p & r).sum())
-                sums[key][1] += int(p.sum())
-                sums[key][2] += int(r.sum())
-            per_slice.append(dice(pred > 0, ref > 0))
+        seen, unseen = _medseg_counts(trainable, segment), _medseg_counts(check, segment)
         out[name] = {
-            f"dice_{k}_pooled": (2 * v[0] / (v[1] + v[2]) if v[1] + v[2] else math.nan) for k, v in sums.items()
+            **(seen + unseen).summary(),
+            "trainable_half": seen.summary(),
+            "check_half": unseen.summary(),
         }
-        values = [v for v in per_slice if not math.isnan(v)]
-        out[name]["dice_lesion_median_per_slice"] = float(np.median(values)) if values else math.nan
-        out[name]["failed_slices"] = failed
     return out
 
 

@@ -92,6 +92,9 @@ class TrainingSettings(SettingsModel):
     """Sampling weight per case family (``PlanKind`` value, or ``no-lung``); families not named weigh 1."""
     negative_cases: int = Field(default=0, ge=0)
     """Lung-free real CT cases (:mod:`segmentation.synth.negatives`) trained next to the chest cases."""
+    medseg_share: float = Field(default=0.0, ge=0, lt=1)
+    """Share of drawn training slices taken from the trainable half of the MedSeg COVID-19 slices
+    (:func:`segmentation.synth.medseg.split_medseg`; lesion head only, MedSeg has no lung masks); 0 = none."""
 
     @model_validator(mode="after")
     def _holdout_known(self) -> TrainingSettings:

@@ -33,8 +33,12 @@ from segmentation.result import LesionLabel
 from segmentation.synth.fields import band_lines, smooth_field
 from segmentation.synth.targets import unseen_ggo
 
-#: Lesion label used in training targets for voxels whose true class is unknown (real nodules).
+#: Label used in training targets for voxels whose true class is unknown (real nodules; lung
+#: targets of slices that come without lung masks).
 IGNORE_LABEL = 255
+#: Lung-target label for voxels known to be lung of an unknown side (the labelled lesions of the
+#: MedSeg slices, which have no lung masks): the lung head is taught P(right) + P(left) there.
+ANY_LUNG_LABEL = 254
 
 
 class Pattern(StrEnum):

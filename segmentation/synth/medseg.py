@@ -6,6 +6,18 @@ air (the 0.5th intensity percentile) = -1000 HU and the mode of the soft-tissue 
 (intensities above 60 % of the range) = +40 HU. The pixel spacing is unknown; 0.75 mm is
 assumed (typical of the source CTs' 512-pixel reconstructions). This is a real-appearance
 check, not an HU-exact one: results on these slices are reported with that caveat.
+
+The crops are tight: on many slices the lung reaches the edge of the image, where any chest-CT
+segmenter that crops to the body and treats air reaching the edge of the field as outside the
+patient loses it. :func:`in_field` marks the pixels that survive those two rules, so the check
+can report how much of the reference is out of reach and score the model inside the rest.
+
+The 50 slices are split in two halves by number (:func:`split_medseg`; MedSeg's own slice numbers
+0-31 and 32-67): the first half may be used as 2-D training signal (``medseg_share`` in the
+training settings; MedSeg has no lung masks, so the lung head is taught only that the labelled
+lesions are lung), the second half is never trained on and is the real-appearance check. The split
+is contiguous because the slices carry no patient identity and neighbouring numbers are the
+likeliest to share a patient; it was fixed before any model was trained on the slices.
 """
 
 from __future__ import annotations
@@ -15,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
+from scipy import ndimage as ndi
 
 ASSUMED_SPACING_MM = 0.75
 AIR_HU = -1000.0
@@ -75,3 +88,29 @@ def load_medseg(folder: Path) -> list[MedSegSlice]:
             )
         )
     return out
+
+
+def split_medseg(slices: list[MedSegSlice]) -> tuple[list[MedSegSlice], list[MedSegSlice]]:
+    """``(trainable, check)``: the lower-numbered half of ``slices`` and the rest (the check gets the odd one)."""
+    ordered = sorted(slices, key=lambda item: int(item.name))
+    half = len(ordered) // 2
+    return ordered[:half], ordered[half:]
+
+
+def in_field(item: MedSegSlice, *, threshold_hu: float = -500.0, margin_mm: float = 5.0) -> np.ndarray:
+    """Pixels of a slice inside the body crop and not in air (< ``threshold_hu``) reaching the image edge.
+
+    The defaults are the shipped model's body threshold and crop margin
+    (:class:`~segmentation.preprocess.PreprocessParameters`). A property of the image, not of a model.
+    """
+    from segmentation.preprocess import body_box
+
+    rows, cols = body_box(
+        item.hu[None], (2.5, ASSUMED_SPACING_MM, ASSUMED_SPACING_MM), threshold_hu=threshold_hu, margin_mm=margin_mm
+    )
+    field = np.zeros(item.hu.shape, bool)
+    field[rows, cols] = True
+    air, _ = ndi.label(item.hu < threshold_hu)
+    edge = np.unique(np.concatenate([air[0], air[-1], air[:, 0], air[:, -1]]))
+    field &= ~np.isin(air, edge[edge > 0])
+    return field

@@ -14,6 +14,12 @@ Lung-free negative cases (``<cache>/negatives-<key>/``, same layout, kind ``no-l
 real CT below the lungs (:mod:`segmentation.synth.negatives`) rendered with a sampled acquisition
 and labelled background everywhere; they draw from ``default_rng([seed, NEGATIVE_STREAM, index])``
 so adding them never changes a chest case.
+
+The MedSeg cache (``<cache>/medseg-<key>/``, kind ``medseg``) holds the trainable half of the
+MedSeg COVID-19 slices (:func:`segmentation.synth.medseg.split_medseg`), one working slice per
+case: approximate HU, lesion targets from the radiologists' labels, and lung targets
+``ANY_LUNG_LABEL`` on those lesions (a lesion is lung, of a side the slice does not say) and
+``IGNORE_LABEL`` elsewhere (MedSeg has no lung masks).
 """
 
 from __future__ import annotations
@@ -48,6 +54,8 @@ log = logging.getLogger(__name__)
 
 #: Bump when case generation changes (invalidates caches).
 CACHE_VERSION = "train-3"
+#: Family of the MedSeg training slices in the cache index (``kind_weights`` does not apply to them).
+MEDSEG_KIND = "medseg"
 #: Separates the negative cases' random stream from the chest cases' ``[seed, index]`` streams.
 NEGATIVE_STREAM = 4_241
 
@@ -288,4 +296,62 @@ def build_negative_cache(
         log.info("negative case %d/%d (%s, %s)", index + 1, n_cases, item.name, acq.describe())
     index_doc = {"version": CACHE_VERSION, "params": params.to_dict(), "seed": seed, "cases": records}
     write_text_atomic(index_path, json.dumps(index_doc, indent=1))
+    return folder
+
+
+def build_medseg_cache(*, data_root: Path, cache_dir: Path, params: PreprocessParameters) -> Path:
+    """Working-grid samples of the trainable MedSeg half (lesion targets only); return the folder.
+
+    Each slice becomes a one-slice series (2.5 mm thick, the assumed 0.75 mm pixels) resampled
+    like any scan; its lung targets are ``ANY_LUNG_LABEL`` on the labelled lesions and
+    ``IGNORE_LABEL`` elsewhere. Deterministic: no random
+    numbers are drawn.
+    """
+    from segmentation.result import LesionLabel
+    from segmentation.synth.lesions import ANY_LUNG_LABEL, IGNORE_LABEL
+    from segmentation.synth.medseg import ASSUMED_SPACING_MM, load_medseg, split_medseg
+    from segmentation.training.cases import SimulatedSeries
+
+    slices, _ = split_medseg(load_medseg(DataRoot(data_root).dataset("medseg-covid-2d-train")))
+    identity = {"v": CACHE_VERSION, "p": params.to_dict(), "slices": [item.name for item in slices], "lung": "lesions"}
+    key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:12]
+    folder = Path(cache_dir) / f"medseg-{key}"
+    folder.mkdir(parents=True, exist_ok=True)
+    index_path = folder / "index.json"
+    if index_path.exists():
+        return folder
+    spacing = (2.5, ASSUMED_SPACING_MM, ASSUMED_SPACING_MM)
+    records: list[dict] = []
+    for index, item in enumerate(slices):
+        hu = np.clip(item.hu, -1024.0, 3071.0)[None].astype(np.float32)
+        labels = item.labels[None]
+        series = SimulatedSeries(
+            hu=hu,
+            spacing_zyx=spacing,
+            z_positions=np.zeros(1),
+            thickness_mm=spacing[0],
+            native_lungs=np.zeros(hu.shape, np.uint8),
+            native_lesions=labels,
+            native_ignore=np.zeros(hu.shape, bool),
+            native_spacing_zyx=spacing,
+        )
+        image, _, lesions, _ = working_sample(series, params)
+        lungs = np.full(lesions.shape, IGNORE_LABEL, np.uint8)
+        lungs[(lesions == LesionLabel.GGO) | (lesions == LesionLabel.CONSOLIDATION)] = ANY_LUNG_LABEL
+        fraction = float((item.labels > 0).mean())
+        records.append(
+            _store_case(
+                folder / f"case-{index:04d}",
+                image,
+                lungs,
+                lesions,
+                background="medseg",
+                kind=MEDSEG_KIND,
+                slice=item.name,
+                lesion_fraction=round(fraction, 4),
+            )
+        )
+    index_doc = {"version": CACHE_VERSION, "params": params.to_dict(), "cases": records}
+    write_text_atomic(index_path, json.dumps(index_doc, indent=1))
+    log.info("MedSeg training slices: %d cached in %s", len(records), folder)
     return folder

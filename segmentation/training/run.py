@@ -8,6 +8,7 @@ With a folder of user images and labels it fine-tunes the shipped (or given) mod
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import platform
@@ -24,7 +25,7 @@ from segmentation.preprocess import PreprocessParameters, resample_to_working, t
 from segmentation.settings import SegmentationSettings, TrainingSettings
 from segmentation.synth.backgrounds import CHESTS
 from segmentation.synth.targets import Targets
-from segmentation.training.train import TrainConfig, config_dict, open_cache, train_network
+from segmentation.training.train import CachedCase, TrainConfig, config_dict, open_cache, train_network
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,14 @@ def train_config(
         threads=settings.threads,
         validate_every=settings.validate_every,
     )
+
+
+def with_share(cases: list[CachedCase], extra: list[CachedCase], share: float) -> list[CachedCase]:
+    """``cases + extra``, the ``extra`` cases reweighted to be drawn for ``share`` of the slices (alike)."""
+    if not extra:
+        return list(cases)
+    each = share / (1.0 - share) * sum(c.weight for c in cases) / len(extra)
+    return [*cases, *(dataclasses.replace(c, weight=each) for c in extra)]
 
 
 def monitoring_samples(folder: Path, params: PreprocessParameters, names=MONITOR_CASES):
@@ -145,7 +154,7 @@ def train_default_model(
     ``inference`` holds the post-processing settings scans are segmented with; the lesion
     threshold is calibrated under them.
     """
-    from segmentation.training.cache import build_negative_cache, build_training_cache
+    from segmentation.training.cache import build_medseg_cache, build_negative_cache, build_training_cache
     from segmentation.training.validation import build_validation_set
     from segmentation.weights import write_model
 
@@ -174,6 +183,10 @@ def train_default_model(
             seed=settings.seed,
         )
         cases += open_cache(negatives, kind_weights=settings.kind_weights)
+    medseg = None
+    if settings.medseg_share > 0:
+        medseg = build_medseg_cache(data_root=data_root, cache_dir=cache_dir, params=preprocessing)
+        cases = with_share(cases, open_cache(medseg), settings.medseg_share)
     data_seconds = time.monotonic() - start
     validation_folder = build_validation_set(
         data_root=data_root, cache_dir=cache_dir, background=holdout, targets=settings.targets
@@ -197,6 +210,7 @@ def train_default_model(
             "n_cases": settings.n_cases,
             "kind_weights": dict(sorted(settings.kind_weights.items())),
             **({"negative_cases": settings.negative_cases, "negative_cache": negatives.name} if negatives else {}),
+            **({"medseg_share": settings.medseg_share, "medseg_cache": medseg.name} if medseg else {}),
             "seed": settings.seed,
             "holdout_background": holdout,
             "targets": settings.targets.value,

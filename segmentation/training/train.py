@@ -22,7 +22,7 @@ from segmentation.postprocess import Cleanup, WorkingFields, clean_up, outside_a
 from segmentation.preprocess import PreprocessParameters, context_stack
 from segmentation.result import LesionLabel
 from segmentation.settings import Augmentation
-from segmentation.synth.lesions import IGNORE_LABEL
+from segmentation.synth.lesions import ANY_LUNG_LABEL, IGNORE_LABEL
 
 log = logging.getLogger(__name__)
 
@@ -176,7 +176,12 @@ def _dice_loss(probabilities, target, classes: tuple[int, ...], valid=None):
 
 
 def segmentation_loss(logits, lungs, lesions, *, lesion_weight: float, consolidated_lung_weight: float = 1.0):
-    """Cross-entropy + batch Dice for both heads; lesion voxels labelled 255 are ignored.
+    """Cross-entropy + batch Dice for both heads; voxels labelled 255 (``IGNORE_LABEL``) are ignored.
+
+    Ignored lesion voxels are real nodules and unseen GGO; ignored lung voxels are slices that
+    come without lung labels (the MedSeg training slices). Lung voxels labelled
+    ``ANY_LUNG_LABEL`` (254; those slices' lesions) add -log(P(right) + P(left)) to the lung
+    head's cross-entropy and are left out of its Dice term.
 
     ``consolidated_lung_weight`` weighs the voxels labelled consolidation in the lung head's
     cross-entropy (a weighted mean): consolidated lung against the chest wall, the heart or the
@@ -187,12 +192,26 @@ def segmentation_loss(logits, lungs, lesions, *, lesion_weight: float, consolida
 
     lung_logits = logits[:, LUNG_CHANNELS]
     lesion_logits = logits[:, LESION_CHANNELS]
-    if consolidated_lung_weight == 1.0:
+    any_lung = lungs == ANY_LUNG_LABEL
+    partial = any_lung | (lungs == IGNORE_LABEL)
+    if partial.any():  # slices without lung masks (MedSeg): taught only that their lesions are lung
+        lung_valid = (~partial).float()
+        lungs = torch.where(partial, torch.zeros_like(lungs), lungs)
+    else:  # (the arithmetic of batches without such voxels is exactly as before)
+        lung_valid = None
+    if consolidated_lung_weight == 1.0 and lung_valid is None:
         lung_ce = F.cross_entropy(lung_logits, lungs)
     else:
         weight = 1.0 + (consolidated_lung_weight - 1.0) * (lesions == LesionLabel.CONSOLIDATION).float()
-        lung_ce = (F.cross_entropy(lung_logits, lungs, reduction="none") * weight).sum() / weight.sum()
-    lung_loss = lung_ce + _dice_loss(torch.softmax(lung_logits, 1), lungs, (1, 2))
+        per_voxel = F.cross_entropy(lung_logits, lungs, reduction="none")
+        if lung_valid is not None:
+            # Lung of either side: -log(P(right) + P(left)), from the logits for stability.
+            log_p = torch.log_softmax(lung_logits, 1)
+            either = -torch.logsumexp(log_p[:, 1:3], dim=1)
+            per_voxel = torch.where(any_lung, either, per_voxel)
+            weight = weight * (lung_valid + any_lung.float())
+        lung_ce = (per_voxel * weight).sum() / weight.sum().clamp_min(1.0)
+    lung_loss = lung_ce + _dice_loss(torch.softmax(lung_logits, 1), lungs, (1, 2), lung_valid)
     valid = (lesions != IGNORE_LABEL).float()
     target = torch.where(lesions == IGNORE_LABEL, torch.zeros_like(lesions), lesions)
     ce = F.cross_entropy(lesion_logits, lesions, ignore_index=IGNORE_LABEL) if valid.any() else lesion_logits.sum() * 0

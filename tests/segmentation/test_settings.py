@@ -103,3 +103,11 @@ def test_command_line_overrides_are_validated_like_the_config_file():
     assert changed.run.workers == 3 and settings.run.workers != 3
     with pytest.raises(ConfigError, match=r"command line: 'run.workers'"):
         override_settings(settings, {"run": {"workers": 300}}, source="command line")  # the limit is 256
+
+
+def test_medseg_share_is_off_by_default_and_must_leave_room_for_the_chests(settings):
+    training = settings.segmentation.training
+    assert training.medseg_share == 0.0  # stages 1-4 never saw a MedSeg slice
+    for share in (1.0, -0.1):
+        with pytest.raises(ValueError, match="medseg_share"):
+            training.model_validate({**training.model_dump(), "medseg_share": share})

@@ -14,7 +14,7 @@ from segmentation.inference import load_model
 from segmentation.network import NetworkSpec, build_network
 from segmentation.postprocess import Cleanup
 from segmentation.preprocess import PreprocessParameters
-from segmentation.synth.lesions import PlanKind, render, sample_plan
+from segmentation.synth.lesions import ANY_LUNG_LABEL, IGNORE_LABEL, PlanKind, render, sample_plan
 from segmentation.synth.phantom import make_phantom
 from segmentation.training.cases import SimulatedSeries, working_sample
 from segmentation.training.train import (
@@ -334,3 +334,61 @@ def test_continuing_refuses_to_overwrite_its_starting_model(tmp_path, capsys):
     assert main([*argv, "--data-root", str(tmp_path)]) == 2
     assert "would overwrite the starting model" in capsys.readouterr().err
     assert read_description(base).weights_path.read_bytes() == before
+
+
+def test_lung_head_learns_nothing_from_slices_without_lung_labels():
+    gen = torch.Generator().manual_seed(1)
+    logits = torch.randn(2, 6, 8, 8, generator=gen)
+    lungs = torch.randint(0, 3, (2, 8, 8), generator=gen)
+    lesions = torch.randint(0, 3, (2, 8, 8), generator=gen)
+    unlabelled = lungs.clone()
+    unlabelled[0] = IGNORE_LABEL  # the first slice has lesion labels only (a MedSeg slice)
+    _, lung_loss, lesion_loss = segmentation_loss(logits, unlabelled, lesions, lesion_weight=1.0)
+    # The lung loss is the second slice's alone; the lesion head still learns from both.
+    _, alone, _ = segmentation_loss(logits[1:], lungs[1:], lesions[1:], lesion_weight=1.0)
+    _, _, both = segmentation_loss(logits, lungs, lesions, lesion_weight=1.0)
+    assert lung_loss == pytest.approx(alone, rel=1e-5)
+    assert lesion_loss == pytest.approx(both, rel=1e-6)
+    # Whatever the lung logits say on the unlabelled slice, nothing changes.
+    shifted = logits.clone()
+    shifted[0, 0:3] += torch.randn(3, 8, 8, generator=gen) * 5
+    _, moved, _ = segmentation_loss(shifted, unlabelled, lesions, lesion_weight=1.0, consolidated_lung_weight=2.0)
+    _, fixed, _ = segmentation_loss(logits, unlabelled, lesions, lesion_weight=1.0, consolidated_lung_weight=2.0)
+    assert moved == pytest.approx(fixed, rel=1e-6)
+
+
+def test_lung_of_either_side_is_taught_as_lung_whatever_the_side():
+    logits = torch.zeros(1, 6, 2, 2)
+    lungs = torch.full((1, 2, 2), IGNORE_LABEL, dtype=torch.long)
+    lungs[0, 0, 0] = ANY_LUNG_LABEL  # one voxel known to be lung, side unknown
+    lesions = torch.zeros(1, 2, 2, dtype=torch.long)
+
+    def lung_loss(background: float, right: float, left: float) -> float:
+        scored = logits.clone()
+        scored[0, 0:3, 0, 0] = torch.tensor([background, right, left])
+        return segmentation_loss(scored, lungs, lesions, lesion_weight=1.0)[1]
+
+    # The cross-entropy is -log(P(right) + P(left)): how the lung splits between sides is free.
+    assert lung_loss(0.0, 3.0, -3.0) == pytest.approx(lung_loss(0.0, -3.0, 3.0), rel=1e-6)
+    assert lung_loss(0.0, 0.0, 0.0) == pytest.approx(-np.log(2 / 3), rel=1e-5)
+    assert lung_loss(-4.0, 0.0, 0.0) < lung_loss(0.0, 0.0, 0.0) < lung_loss(4.0, 0.0, 0.0)
+    # The ignored voxels add nothing, whatever the network says there.
+    moved = logits.clone()
+    moved[0, 0:3, 1, 1] = torch.tensor([5.0, -5.0, 0.0])
+    assert segmentation_loss(moved, lungs, lesions, lesion_weight=1.0)[1] == pytest.approx(lung_loss(0.0, 0.0, 0.0))
+
+
+def test_extra_cases_get_their_share_of_the_draws():
+    from segmentation.training.run import with_share
+
+    def case(name: str, weight: float) -> CachedCase:
+        empty = np.zeros((1, 4, 4), np.uint8)
+        return CachedCase(name=name, image=empty.astype(np.float16), lungs=empty, lesions=empty, weight=weight)
+
+    chests = [case("a", 1.0), case("b", 3.0)]
+    mixed = with_share(chests, [case("m1", 7.0), case("m2", 1.0)], 0.2)
+    weights = {c.name: c.weight for c in mixed}
+    assert weights["a"] == 1.0 and weights["b"] == 3.0
+    assert weights["m1"] == pytest.approx(weights["m2"])  # extra cases are drawn alike
+    assert (weights["m1"] + weights["m2"]) / sum(weights.values()) == pytest.approx(0.2)
+    assert with_share(chests, [], 0.2) == chests
