@@ -7,9 +7,9 @@ air (the 0.5th intensity percentile) = -1000 HU and the mode of the soft-tissue 
 assumed (typical of the source CTs' 512-pixel reconstructions). This is a real-appearance
 check, not an HU-exact one: results on these slices are reported with that caveat.
 
-The crops are tight: on many slices the lung reaches the edge of the image, where any chest-CT
-segmenter that crops to the body and treats air reaching the edge of the field as outside the
-patient loses it. :func:`in_field` marks the pixels that survive those two rules, so the check
+The crops are tight: on many slices the lung reaches the edge of the image, where a segmenter
+that crops to the body and treats air reaching the edge of the field as outside the patient (as
+``segment()`` does) loses it. :func:`in_field` marks the pixels that survive those two rules, so the check
 can report how much of the reference is out of reach and score the model inside the rest.
 
 The 50 slices are split in two halves by number (:func:`split_medseg`; MedSeg's own slice numbers
