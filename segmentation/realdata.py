@@ -192,19 +192,20 @@ def _medseg_counts(slices, segment: Segmenter) -> _MedSegCounts:
             continue
         pred = sitk.GetArrayFromImage(result.lesions)[0]  # same orientation as item.labels
         ref = item.labels
-        counts.lesion_in_lung += int(((ref > 0) & (sitk.GetArrayViewFromImage(result.lungs)[0] > 0)).sum())
+        pred_lesion, ref_lesion = pred > 0, ref > 0
+        counts.lesion_in_lung += int((ref_lesion & (sitk.GetArrayViewFromImage(result.lungs)[0] > 0)).sum())
         reachable = in_field(item)
-        for k, mask in enumerate(((pred > 0) & (ref > 0), pred > 0, ref > 0)):
+        for k, mask in enumerate((pred_lesion & ref_lesion, pred_lesion, ref_lesion)):
             counts.in_field[k] += int((mask & reachable).sum())
         for key, p, r in (
-            ("lesion", pred > 0, ref > 0),
+            ("lesion", pred_lesion, ref_lesion),
             ("ggo", pred == 1, ref == 1),
             ("consolidation", pred == 2, ref == 2),
         ):
             counts.sums[key][0] += int((p & r).sum())
             counts.sums[key][1] += int(p.sum())
             counts.sums[key][2] += int(r.sum())
-        counts.per_slice.append(dice(pred > 0, ref > 0))
+        counts.per_slice.append(dice(pred_lesion, ref_lesion))
     return counts
 
 

@@ -94,7 +94,8 @@ class TrainingSettings(SettingsModel):
     """Lung-free real CT cases (:mod:`segmentation.synth.negatives`) trained next to the chest cases."""
     medseg_share: float = Field(default=0.0, ge=0, lt=1)
     """Share of drawn training slices taken from the trainable half of the MedSeg COVID-19 slices
-    (:func:`segmentation.synth.medseg.split_medseg`; lesion head only, MedSeg has no lung masks); 0 = none."""
+    (:func:`segmentation.synth.medseg.split_medseg`; MedSeg has no lung masks, so the lung head is
+    taught only that their labelled lesions are lung); 0 = none."""
 
     @model_validator(mode="after")
     def _holdout_known(self) -> TrainingSettings:

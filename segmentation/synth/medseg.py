@@ -27,7 +27,6 @@ from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
-from scipy import ndimage as ndi
 
 ASSUMED_SPACING_MM = 0.75
 AIR_HU = -1000.0
@@ -103,6 +102,7 @@ def in_field(item: MedSegSlice, *, threshold_hu: float = -500.0, margin_mm: floa
     The defaults are the shipped model's body threshold and crop margin
     (:class:`~segmentation.preprocess.PreprocessParameters`). A property of the image, not of a model.
     """
+    from segmentation.postprocess import outside_air
     from segmentation.preprocess import body_box
 
     rows, cols = body_box(
@@ -110,7 +110,4 @@ def in_field(item: MedSegSlice, *, threshold_hu: float = -500.0, margin_mm: floa
     )
     field = np.zeros(item.hu.shape, bool)
     field[rows, cols] = True
-    air, _ = ndi.label(item.hu < threshold_hu)
-    edge = np.unique(np.concatenate([air[0], air[-1], air[:, 0], air[:, -1]]))
-    field &= ~np.isin(air, edge[edge > 0])
-    return field
+    return field & ~outside_air(item.hu[None], threshold=threshold_hu)[0]

@@ -300,12 +300,11 @@ def build_negative_cache(
 
 
 def build_medseg_cache(*, data_root: Path, cache_dir: Path, params: PreprocessParameters) -> Path:
-    """Working-grid samples of the trainable MedSeg half (lesion targets only); return the folder.
+    """Working-grid samples of the trainable MedSeg half; return the folder.
 
     Each slice becomes a one-slice series (2.5 mm thick, the assumed 0.75 mm pixels) resampled
     like any scan; its lung targets are ``ANY_LUNG_LABEL`` on the labelled lesions and
-    ``IGNORE_LABEL`` elsewhere. Deterministic: no random
-    numbers are drawn.
+    ``IGNORE_LABEL`` elsewhere. Deterministic: no random numbers are drawn.
     """
     from segmentation.result import LesionLabel
     from segmentation.synth.lesions import ANY_LUNG_LABEL, IGNORE_LABEL
@@ -338,7 +337,7 @@ def build_medseg_cache(*, data_root: Path, cache_dir: Path, params: PreprocessPa
         image, _, lesions, _ = working_sample(series, params)
         lungs = np.full(lesions.shape, IGNORE_LABEL, np.uint8)
         lungs[(lesions == LesionLabel.GGO) | (lesions == LesionLabel.CONSOLIDATION)] = ANY_LUNG_LABEL
-        fraction = float((item.labels > 0).mean())
+        fraction = float((item.labels > 0).mean())  # of the slice: MedSeg has no lung mask
         records.append(
             _store_case(
                 folder / f"case-{index:04d}",
@@ -348,7 +347,7 @@ def build_medseg_cache(*, data_root: Path, cache_dir: Path, params: PreprocessPa
                 background="medseg",
                 kind=MEDSEG_KIND,
                 slice=item.name,
-                lesion_fraction=round(fraction, 4),
+                lesion_fraction_of_slice=round(fraction, 4),
             )
         )
     index_doc = {"version": CACHE_VERSION, "params": params.to_dict(), "cases": records}
