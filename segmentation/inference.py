@@ -15,10 +15,11 @@ from pipeline.errors import ErrorCode, SegmentationError
 from segmentation.grid import Canonical, label_image_like
 from segmentation.postprocess import (
     Cleanup,
+    EdgeAir,
     Thresholds,
     WorkingFields,
     clean_up,
-    outside_air,
+    edge_air,
     to_input_grid,
 )
 from segmentation.preprocess import WorkingGrid, context_stack, to_working
@@ -169,8 +170,8 @@ def predict(model: LoadedModel, working: np.ndarray, *, batch_slices: int) -> tu
 
 def working_fields(
     image: sitk.Image, model: LoadedModel, *, batch_slices: int
-) -> tuple[Canonical, WorkingGrid, WorkingFields, np.ndarray]:
-    """Canonical view, working grid, the network's (unthresholded) fields and the outside air."""
+) -> tuple[Canonical, WorkingGrid, WorkingFields, EdgeAir]:
+    """Canonical view, working grid, the network's (unthresholded) fields and the edge-connected air."""
     _check_image(image)
     canon = Canonical.of(image)
     hu = canon.forward(sitk.GetArrayViewFromImage(image))
@@ -179,13 +180,13 @@ def working_fields(
     lung_prob, lesion_prob = predict(model, working, batch_slices=batch_slices)
     inner = (slice(None), slice(None)) + grid.unpadded()[1:]
     fields = WorkingFields.from_probabilities(lung_prob[inner], lesion_prob[inner])
-    outside = outside_air(working[grid.unpadded()], threshold=float(params.normalise(params.body_threshold_hu)))
+    outside = edge_air(working[grid.unpadded()], params)
     return canon, grid, fields, outside
 
 
 def decide(
     fields: WorkingFields,
-    outside: np.ndarray,
+    outside: EdgeAir,
     grid: WorkingGrid,
     *,
     thresholds: Thresholds,

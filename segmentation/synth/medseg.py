@@ -97,12 +97,14 @@ def split_medseg(slices: list[MedSegSlice]) -> tuple[list[MedSegSlice], list[Med
 
 
 def in_field(item: MedSegSlice, *, threshold_hu: float = -500.0, margin_mm: float = 5.0) -> np.ndarray:
-    """Pixels of a slice inside the body crop and not in air (< ``threshold_hu``) reaching the image edge.
+    """Pixels of a slice inside the body crop, the only part of an image ``segment()`` can label.
 
     The defaults are the shipped model's body threshold and crop margin
-    (:class:`~segmentation.preprocess.PreprocessParameters`). A property of the image, not of a model.
+    (:class:`~segmentation.preprocess.PreprocessParameters`). A property of the image, not of a
+    model. (Edge-connected air inside the crop is within reach unless it is pure air: where the
+    network calls it lung, it is a lung cut by the field of view, see
+    :func:`segmentation.postprocess.cannot_be_lung`.)
     """
-    from segmentation.postprocess import outside_air
     from segmentation.preprocess import body_box
 
     rows, cols = body_box(
@@ -110,4 +112,4 @@ def in_field(item: MedSegSlice, *, threshold_hu: float = -500.0, margin_mm: floa
     )
     field = np.zeros(item.hu.shape, bool)
     field[rows, cols] = True
-    return field & ~outside_air(item.hu[None], threshold=threshold_hu)[0]
+    return field

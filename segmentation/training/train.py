@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from segmentation.network import LESION_CHANNELS, LUNG_CHANNELS, NetworkSpec, build_network
-from segmentation.postprocess import Cleanup, WorkingFields, clean_up, outside_air, working_lesion_labels
+from segmentation.postprocess import Cleanup, WorkingFields, clean_up, edge_air, working_lesion_labels
 from segmentation.preprocess import PreprocessParameters, context_stack
 from segmentation.result import LesionLabel
 from segmentation.settings import Augmentation
@@ -246,7 +246,7 @@ def monitor_labels(
     body and tissue in the first and last slices lung.
     """
     fields = WorkingFields.from_probabilities(prob[:, 0:3], prob[:, 3:6])
-    outside = outside_air(image, threshold=float(params.normalise(params.body_threshold_hu)))
+    outside = edge_air(image, params)
     lungs = clean_up(fields, outside, cleanup)
     return lungs, working_lesion_labels(fields, lungs)
 

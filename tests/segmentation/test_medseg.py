@@ -115,14 +115,16 @@ def test_check_scores_each_half_and_pools_both(medseg_root):
     assert model["check_half"]["reference_lesion_in_lung"] == 0.0
 
 
-def test_in_field_leaves_out_lung_reaching_the_image_edge_and_what_lies_outside_the_body():
+def test_in_field_is_the_body_crop_with_every_sizeable_part_of_the_body():
     from segmentation.synth.medseg import MedSegSlice
 
-    hu = np.full((60, 80), 40.0, np.float32)  # soft tissue filling the crop
-    hu[10:50, 8:30] = -850.0  # a lung inside the body
-    hu[10:50, 55:80] = -850.0  # a lung the crop cuts: it reaches the right image edge
+    hu = np.full((60, 130), -1000.0, np.float32)  # air
+    hu[5:55, 20:90] = 40.0  # the mediastinum and spine, the largest part
+    hu[17:43, 40:65] = -850.0  # a lung inside it
+    hu[10:50, 110:122] = 40.0  # a piece of lateral chest wall across the other lung
+    hu[0:6, 0:6] = 40.0  # a speck
     item = MedSegSlice(name="0", hu=hu, labels=np.zeros(hu.shape, np.uint8), air_intensity=0, tissue_intensity=0)
     field = in_field(item)
-    assert field[10:50, 8:30].all()
-    assert not field[10:50, 55:80].any()
-    assert field[5, 40] and field[30, 40]  # tissue stays
+    assert field[17:43, 40:65].all()  # the lung inside the body
+    assert field[10:50, 90:122].all()  # the air lung between the parts is within reach
+    assert not field[:, :6].any()  # left of the crop: the speck did not widen it

@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 
 from segmentation.grid import AxisMap
-from segmentation.postprocess import WorkingFields, clean_lesions, clean_lungs, to_input_grid
+from segmentation.postprocess import (
+    WorkingFields,
+    cannot_be_lung,
+    clean_lesions,
+    clean_lungs,
+    outside_air,
+    to_input_grid,
+)
 from segmentation.preprocess import WorkingGrid
 
 
@@ -38,6 +45,57 @@ def test_small_components_are_removed_and_holes_filled():
     assert labels[5, 2, 2] == 0 and fields.lung[5, 2, 2] == 0.0
     assert (labels[4:6, 18:21, 12:15] == 1).all() and (fields.lung[4:6, 18:21, 12:15] == 1.0).all()
     assert ((labels == 1) == (np.pad(np.ones((8, 20, 20), bool), ((2, 2), (10, 10), (5, 35))))).all()
+
+
+AIR = -1.0  # -1024 HU in the normalised working intensity (hu_min -1024, hu_max 476)
+LUNG = -0.8  # -874 HU
+PURE_AIR = -0.935  # PURE_AIR_HU, -975 HU
+
+
+def _cut_field_of_view() -> np.ndarray:
+    """Working slices of a field of view that cuts through the left lung.
+
+    The left lung's air reaches the right edge; the air above the body reaches the other edges.
+    """
+    image = np.full((4, 40, 60), 0.0, np.float32)  # soft tissue
+    image[:, :3, :] = AIR
+    image[:, 10:30, 5:25] = LUNG  # right lung, inside the body
+    image[:, 10:30, 40:60] = LUNG  # left lung, cut by the edge
+    return image
+
+
+def test_edge_air_is_all_air_reaching_the_edge_and_marks_the_pure_air():
+    edge = outside_air(_cut_field_of_view(), threshold=-0.33, pure_air=PURE_AIR)
+    assert edge.candidates[:, :3, :].all() and edge.candidates[:, 10:30, 40:60].all()
+    assert not edge.candidates[:, 10:30, 5:25].any()  # enclosed by the body
+    assert edge.pure[:, :2, :].all()  # the air above the body (its last row borders tissue)
+    assert not edge.pure[:, 10:30, 40:60].any()  # the cut lung is parenchyma, not pure air
+
+
+def test_a_lung_cut_by_the_field_of_view_stays_and_air_around_the_body_goes():
+    edge = outside_air(_cut_field_of_view(), threshold=-0.33, pure_air=PURE_AIR)
+    right = np.zeros((4, 40, 60), np.float32)
+    left = np.zeros_like(right)
+    right[:, 10:30, 5:25] = 0.95
+    left[:, 10:30, 40:60] = 0.95
+    left[:, :3, 50:60] = 0.9  # the network calls a little of the air above the body lung
+    outside = cannot_be_lung(edge, (right + left) > 0.5)
+    assert not outside[:, 10:30, 40:60].any() and outside[:, :3, :].all()
+    fields = _fields(right, left)
+    labels = clean_lungs(fields, min_component_fraction=0.02, outside=edge)
+    assert (labels[:, 10:30, 40:60] == 2).all()  # the cut lung stays
+    assert (labels[:, :3, :] == 0).all() and (fields.lung[:, :3, :] == 0).all()  # the air above does not
+
+
+def test_pure_air_is_outside_even_where_the_network_calls_it_lung():
+    # A poor network (an early training step, a bad fine-tune) that calls every dark voxel lung.
+    edge = outside_air(_cut_field_of_view(), threshold=-0.33, pure_air=PURE_AIR)
+    lung = np.zeros((4, 40, 60), bool)
+    lung[:, :3, :] = True
+    lung[:, 10:30, 40:60] = True
+    outside = cannot_be_lung(edge, lung)
+    assert outside[:, :3, :].all()
+    assert not outside[:, 10:30, 40:60].any()
 
 
 def test_wrong_side_island_touching_the_other_lung_is_relabelled():

@@ -45,6 +45,23 @@ def test_body_box_of_an_empty_volume_is_everything():
     assert (rows.start, rows.stop, cols.start, cols.stop) == (0, 30, 0, 40)
 
 
+def test_body_box_keeps_every_sizeable_part_of_the_body_and_drops_specks():
+    # An image cropped so close that the chest wall falls apart: a large central piece
+    # (mediastinum, spine), a smaller lateral piece across a lung, and a speck (a cable).
+    hu = np.full((6, 120, 200), -1000.0)
+    hu[:, 20:100, 60:120] = 40.0  # largest part: 80 x 60 pixels
+    hu[:, 30:90, 170:185] = 40.0  # lateral part: 60 x 15 = 19 % of the largest
+    hu[:, 5:11, 5:11] = 40.0  # speck: 36 pixels, under 1 %
+    rows, cols = body_box(hu, (2.0, 1.0, 1.0), threshold_hu=-500, margin_mm=5)
+    # The lateral part is inside the crop (with the 5 mm margin), the speck is not.
+    assert cols.stop >= 185 and cols.start > 11
+    assert rows.start >= 12 and rows.stop <= 108  # the largest part, 5 mm margin, 3 mm sampling
+    # Without the lateral part the crop ends at the largest part.
+    hu[:, 30:90, 170:185] = -1000.0
+    _, cols_alone = body_box(hu, (2.0, 1.0, 1.0), threshold_hu=-500, margin_mm=5)
+    assert cols_alone.stop < 170
+
+
 def test_block_size_does_not_change_the_result():
     phantom = make_phantom(shape=(24, 96, 96), spacing_zyx=(3.0, 2.0, 2.0))
     _, grid = to_working(phantom.hu, phantom.spacing_zyx, PARAMS)
