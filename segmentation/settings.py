@@ -97,6 +97,16 @@ class TrainingSettings(SettingsModel):
     (:func:`segmentation.synth.medseg.split_medseg`; MedSeg has no lung masks, so the lung head is
     taught only that their labelled lesions are lung); 0 = none."""
 
+    mirror_probability: float = Field(default=0.0, ge=0, le=1)
+    """Probability that a training sample is mirrored left/right with its lung sides swapped
+    (``augmentation: torch`` only); 0 = never, the recipe of stages 1-4."""
+
+    @model_validator(mode="after")
+    def _mirror_needs_torch(self) -> TrainingSettings:
+        if self.mirror_probability > 0 and self.augmentation is not Augmentation.TORCH:
+            raise ValueError("mirror_probability is implemented for augmentation: torch only")
+        return self
+
     @model_validator(mode="after")
     def _holdout_known(self) -> TrainingSettings:
         from segmentation.synth.backgrounds import CHESTS

@@ -2,7 +2,10 @@
 
 Geometry: one ``grid_sample`` per batch applies a random affine (rotation, anisotropic scale,
 shear, translation) plus a smooth elastic displacement; labels are warped with nearest
-neighbour. No left/right flips: the side of each lung is part of what the network learns.
+neighbour. Left/right mirroring only on request (``mirror``, default 0): the side of each lung
+is part of what the network learns, so a mirrored sample swaps the right and left lung labels and
+keeps the canonical convention (the patient's right lung on the image's left); what it adds is
+each lung's outline on the other side.
 Intensity: HU shift and contrast, Gaussian blur or unsharp masking (soft/sharp kernels), and
 noise, all in the normalised intensity domain.
 """
@@ -43,9 +46,16 @@ def augment_batch(
     gen: torch.Generator,
     *,
     strength: float = 1.0,
+    mirror: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Augment a batch: image (N, C, H, W) float, lungs/lesions (N, H, W) int64."""
+    """Augment a batch: image (N, C, H, W) float, lungs/lesions (N, H, W) int64.
+
+    ``mirror`` is the probability that a sample is mirrored left/right (:func:`mirror_samples`);
+    at 0 no random number is drawn for it, so the batches are those of the shipped recipe.
+    """
     n, _, h, w = image.shape
+    if mirror > 0:
+        image, lungs, lesions = mirror_samples(image, lungs, lesions, torch.rand(n, generator=gen) < mirror)
     grid = _affine_grid(n, h, w, gen, strength=strength)
     image = F.grid_sample(image, grid, mode="bilinear", padding_mode="border", align_corners=False)
     labels = torch.stack([lungs, lesions], dim=1).float()
@@ -70,6 +80,29 @@ def augment_batch(
     noise_level = torch.rand(n, 1, 1, 1, generator=gen) * 0.04 * strength
     image = image + noise_level * torch.randn(image.shape, generator=gen)
     return image.clamp(-1.2, 1.2), lungs, lesions
+
+
+def mirror_samples(
+    image: torch.Tensor, lungs: torch.Tensor, lesions: torch.Tensor, which: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Mirror the samples ``which`` (N bool) left/right; their right and left lung labels swap.
+
+    Other lung-head labels (the ignore value, "lung of either side") and the lesion labels move
+    with the pixels unchanged.
+    """
+    if not which.any():
+        return image, lungs, lesions
+    from segmentation.result import LungLabel
+
+    image, lungs, lesions = image.clone(), lungs.clone(), lesions.clone()
+    image[which] = image[which].flip(-1)
+    lesions[which] = lesions[which].flip(-1)
+    flipped = lungs[which].flip(-1)
+    right, left = flipped == LungLabel.RIGHT_LUNG, flipped == LungLabel.LEFT_LUNG
+    flipped[right] = int(LungLabel.LEFT_LUNG)
+    flipped[left] = int(LungLabel.RIGHT_LUNG)
+    lungs[which] = flipped
+    return image, lungs, lesions
 
 
 def _blur(image: torch.Tensor, sigma: float) -> torch.Tensor:

@@ -70,6 +70,7 @@ def train_config(
         augmentation=settings.augmentation,
         lung_slice_fraction=settings.lung_slice_fraction,
         lesion_slice_fraction=settings.lesion_slice_fraction,
+        mirror_probability=settings.mirror_probability,
         seed=settings.seed,
         threads=settings.threads,
         validate_every=settings.validate_every,

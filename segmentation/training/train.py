@@ -49,6 +49,8 @@ class TrainConfig:
     """Weight of consolidated voxels in the lung head's cross-entropy (1: every voxel alike)."""
     lesion_slice_fraction: float = 0.0
     """Share of training slices drawn among the slices of a case that hold a lesion (0: none)."""
+    mirror_probability: float = 0.0
+    """Probability that a training sample is mirrored left/right, lung sides swapped (0: never)."""
 
 
 @dataclass
@@ -380,7 +382,9 @@ def _augmenter(config: TrainConfig):
     from segmentation.training.augment import augment_batch
 
     def augment(image, lungs, lesions, gen):
-        return augment_batch(image, lungs, lesions, gen, strength=config.augment_strength)
+        return augment_batch(
+            image, lungs, lesions, gen, strength=config.augment_strength, mirror=config.mirror_probability
+        )
 
     return augment
 

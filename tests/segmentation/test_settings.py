@@ -111,3 +111,11 @@ def test_medseg_share_is_off_by_default_and_must_leave_room_for_the_chests(setti
     for share in (1.0, -0.1):
         with pytest.raises(ValueError, match="medseg_share"):
             training.model_validate({**training.model_dump(), "medseg_share": share})
+
+
+def test_mirroring_is_off_by_default_and_needs_the_torch_augmentation(settings):
+    training = settings.segmentation.training
+    assert training.mirror_probability == 0.0  # stages 1-4 never mirrored a sample
+    with pytest.raises(ValueError, match="mirror_probability"):
+        training.model_validate({**training.model_dump(), "mirror_probability": 0.5, "augmentation": "monai"})
+    assert training.model_validate({**training.model_dump(), "mirror_probability": 0.5}).mirror_probability == 0.5

@@ -392,3 +392,42 @@ def test_extra_cases_get_their_share_of_the_draws():
     assert weights["m1"] == pytest.approx(weights["m2"])  # extra cases are drawn alike
     assert (weights["m1"] + weights["m2"]) / sum(weights.values()) == pytest.approx(0.2)
     assert with_share(chests, [], 0.2) == chests
+
+
+def test_mirrored_samples_swap_their_lung_sides_and_keep_the_other_labels():
+    from segmentation.training.augment import mirror_samples
+
+    image = torch.arange(2 * 1 * 3 * 4, dtype=torch.float32).view(2, 1, 3, 4)
+    lungs = torch.tensor([[[1, 1, 0, 2], [IGNORE_LABEL, 1, 2, ANY_LUNG_LABEL], [0, 0, 2, 2]]] * 2)
+    lesions = torch.tensor([[[0, 1, 0, 2], [0, 0, 1, 0], [0, 0, 0, 0]]] * 2)
+    which = torch.tensor([True, False])
+    out_image, out_lungs, out_lesions = mirror_samples(image, lungs, lesions, which)
+    assert torch.equal(out_image[0], image[0].flip(-1)) and torch.equal(out_image[1], image[1])
+    assert torch.equal(out_lesions[0], lesions[0].flip(-1)) and torch.equal(out_lesions[1], lesions[1])
+    expected = torch.tensor([[1, 0, 2, 2], [ANY_LUNG_LABEL, 1, 2, IGNORE_LABEL], [1, 1, 0, 0]])
+    assert torch.equal(out_lungs[0], expected) and torch.equal(out_lungs[1], lungs[1])
+    assert torch.equal(lungs[0, 0], torch.tensor([1, 1, 0, 2]))  # the inputs are not modified
+
+
+def test_mirror_probability_mirrors_before_the_rest_of_the_augmentation():
+    from segmentation.training.augment import augment_batch
+
+    gen = torch.Generator().manual_seed(3)
+    image = torch.rand(4, 3, 32, 48, generator=gen) * 2 - 1
+    lungs = torch.randint(0, 3, (4, 32, 48), generator=gen)
+    lesions = torch.randint(0, 3, (4, 32, 48), generator=gen)
+    # strength 0: no geometry, intensity change or noise, and a symmetric blur/sharpen kernel, so
+    # mirroring commutes with what is left of the augmentation.
+    mirrored = augment_batch(image, lungs, lesions, torch.Generator().manual_seed(7), strength=0.0, mirror=1.0)
+    plain_gen = torch.Generator().manual_seed(7)
+    torch.rand(4, generator=plain_gen)  # the draw that chose the mirrored samples
+    plain = augment_batch(image, lungs, lesions, plain_gen, strength=0.0)
+    assert torch.allclose(mirrored[0], plain[0].flip(-1), atol=1e-5)  # float rounding of the identity warp
+    swapped = plain[1].flip(-1).clone()
+    swapped[plain[1].flip(-1) == 1], swapped[plain[1].flip(-1) == 2] = 2, 1
+    assert torch.equal(mirrored[1], swapped)
+    assert torch.equal(mirrored[2], plain[2].flip(-1))
+    # At 0 nothing is drawn for mirroring: the batch is the shipped recipe's.
+    again = augment_batch(image, lungs, lesions, torch.Generator().manual_seed(7), strength=1.0, mirror=0.0)
+    default = augment_batch(image, lungs, lesions, torch.Generator().manual_seed(7), strength=1.0)
+    assert all(torch.equal(a, b) for a, b in zip(again, default, strict=True))
