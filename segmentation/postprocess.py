@@ -92,8 +92,8 @@ PURE_AIR_HU = -975.0
 this is the air around the body (or padding), never lung.
 
 Air reads -1000 HU whatever the noise (a median does not move with it) and padding is lower;
-aerated lung, vessels and septa included, has a median of about -850 HU, and even severe
-emphysema stays above -950 HU."""
+aerated lung, vessels and septa included, has a median of about -850 HU, and the lung's
+density in severe emphysema is typically still above -950 HU."""
 
 PURE_AIR_WINDOW = 5
 """Side (working pixels, 8.75 mm at the shipped 1.75 mm) of the in-plane median that decides pure air."""
@@ -151,8 +151,9 @@ def cannot_be_lung(edge: EdgeAir, lung: np.ndarray) -> np.ndarray:
     edge-connected air (parenchyma, with its vessels and septa, denser than pure air) is a lung
     that the field of view cuts through (a targeted reconstruction, an image cropped close to the
     chest, a reconstruction circle across a lung) where the network calls it lung, and outside
-    where it does not. On full-field chest CT the lungs never reach the edge, the network calls
-    no edge-connected air lung, and all of it is outside.
+    where it does not. On full-field chest CT the lungs do not reach the edge: on every
+    full-field chest scan measured, the result is the one with all edge-connected air outside
+    (``segmentation/MODEL_CARD.md``, *The field-of-view rules*).
     """
     return edge.candidates & (edge.pure | ~lung)
 
