@@ -11,6 +11,9 @@
   on all of them and on each half of the trainable/check split (:func:`~segmentation.synth.medseg.split_medseg`).
 * lungmask's two test slices: lung voxel counts next to lungmask R231's recorded counts, and the
   lesion fraction (their parenchyma is diffusely dense).
+* The four radiomics-phantom NSCLC sub-volumes (real lung cancers with a manual gross tumour
+  volume, GTV): a tumour is a lesion inside the lung, so its GTV should be lung and lesion, mostly
+  consolidation (solid). These are tight crops around the tumour, not a whole field of view.
 
 Each check runs the model and the classical baseline so the two can be compared.
 """
@@ -247,6 +250,59 @@ def check_lungmask_slices(data: DataRoot, segmenters: dict[str, Segmenter]) -> d
     return out
 
 
+#: Patients of the radiomics-phantom data set (``labels/pat_N_ct.nii.gz`` with ``pat_N_labels.nii.gz``).
+NSCLC_PATIENTS = ("pat_1", "pat_2", "pat_3", "pat_4")
+#: Share of a GTV labelled lesion for the tumour to count as found (a lesion merely touching the
+#: outline, e.g. ground glass beside a part-solid tumour, does not find it).
+TUMOUR_FOUND_SHARE = 0.10
+
+
+def check_nsclc_tumours(data: DataRoot, segmenters: dict[str, Segmenter]) -> dict:
+    """Real solid tumours: how much of each manual GTV is found as lung and as lesion.
+
+    *Found*: at least :data:`TUMOUR_FOUND_SHARE` of the GTV is lesion. *Covered*: at least half
+    of it is. The lesion outside the GTV is reported, not scored: these patients have real disease
+    beyond the outline (post-obstructive collapse, dependent density) that no reference marks.
+    """
+    folder = data.dataset("radiomics-phantom-nsclc-gtv") / "labels"
+    out: dict = {}
+    for patient in NSCLC_PATIENTS:
+        image = sitk.ReadImage(str(folder / f"{patient}_ct.nii.gz"))
+        gtv = sitk.GetArrayFromImage(sitk.ReadImage(str(folder / f"{patient}_labels.nii.gz"))) > 0
+        voxel_ml = float(np.prod(image.GetSpacing())) / 1000
+        record: dict = {
+            "gtv_ml": float(gtv.sum() * voxel_ml),
+            "gtv_median_hu": float(np.median(sitk.GetArrayViewFromImage(image)[gtv])),
+        }
+        for name, segment in segmenters.items():
+            try:
+                lungs, lesions = _arrays(segment(image))
+            except Exception as exc:  # noqa: BLE001 - a crop without detectable lung is reported, not fatal
+                record[name] = {"error": str(exc)}
+                continue
+            in_gtv = lesions[gtv]
+            share = float((in_gtv > 0).mean())
+            record[name] = {
+                "gtv_in_lung": float((lungs[gtv] > 0).mean()),
+                "gtv_as_lesion": share,
+                "gtv_as_consolidation": float((in_gtv == 2).mean()),
+                "gtv_as_ggo": float((in_gtv == 1).mean()),
+                "found": share >= TUMOUR_FOUND_SHARE,
+                "covered": share >= 0.5,
+                "lung_ml": float((lungs > 0).sum() * voxel_ml),
+                "lesion_ml_outside_gtv": float(((lesions > 0) & ~gtv).sum() * voxel_ml),
+            }
+        out[patient] = record
+    for name in segmenters:
+        records = [out[p][name] for p in NSCLC_PATIENTS]
+        out[name] = {
+            "found": sum(bool(r.get("found")) for r in records),
+            "covered": sum(bool(r.get("covered")) for r in records),
+            "failed": sum("error" in r for r in records),
+        }
+    return out
+
+
 def run_real_data_checks(data_root: Path, segmenters: dict[str, Segmenter]) -> dict:
     """All checks; ``segmenters`` maps a name (``model``, ``classical``) to a segment function."""
     data = DataRoot(data_root)
@@ -257,6 +313,7 @@ def run_real_data_checks(data_root: Path, segmenters: dict[str, Segmenter]) -> d
         ("lidc_0002_ggo_nodule", check_lidc_ggo),
         ("medseg_slices", check_medseg),
         ("lungmask_two_slices", check_lungmask_slices),
+        ("nsclc_tumours", check_nsclc_tumours),
     ):
         log.info("real-data check %s", name)
         results[name] = check(data, segmenters)

@@ -48,7 +48,7 @@ def register(subparsers: argparse._SubParsersAction, parents: list[argparse.Argu
         "--real-data-checks",
         action="store_true",
         help="also run the real-CT checks of the model card (CIP lung Dice, lesion-free CTs, LIDC GGO nodule, "
-        "MedSeg slices) for the model and the classical baseline; writes OUT/real_data.json",
+        "MedSeg slices, NSCLC tumours) for the model and the classical baseline; writes OUT/real_data.json",
     )
     parser.add_argument("--data-root", type=Path, metavar="DIR", help="real data sets (default ../shared/data)")
     parser.set_defaults(func=run)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from segmentation.realdata import check_lidc_ggo
+from segmentation.realdata import NSCLC_PATIENTS, check_lidc_ggo, check_nsclc_tumours
 from segmentation.result import LungSegmentation
 from segmentation.synth.backgrounds import DataRoot
 
@@ -68,3 +68,54 @@ def test_most_of_the_outline_as_ggo_is_covered(lidc_root):
     lesions[1:5, 10:20, 11:20] = 1  # 360 of 400
     model = check_lidc_ggo(lidc_root, {"model": _segmenter(lesions)})["model"]
     assert model["found_as_ggo"] and model["covered_as_ggo"] and model["false_components"] == 0
+
+
+@pytest.fixture
+def nsclc_root(tmp_path: Path) -> DataRoot:
+    """A stand-in for the radiomics-phantom set: each patient a 4 x 20 x 20 crop with a 100-voxel GTV."""
+    labels = tmp_path / "radiomics-phantom-nsclc-gtv" / "labels"
+    labels.mkdir(parents=True)
+    hu = np.full((4, 20, 20), -850, np.int16)
+    gtv = np.zeros(hu.shape, np.uint8)
+    gtv[1:2, 5:15, 5:15] = 1
+    hu[gtv > 0] = 30
+    for patient in NSCLC_PATIENTS:
+        for array, name in ((hu, "ct"), (gtv, "labels")):
+            image = sitk.GetImageFromArray(array)
+            image.SetSpacing((1.0, 1.0, 3.0))
+            sitk.WriteImage(image, str(labels / f"{patient}_{name}.nii.gz"))
+    return DataRoot(tmp_path)
+
+
+def test_a_tumour_is_found_from_a_tenth_of_its_gtv_and_covered_from_half(nsclc_root):
+    lesions = np.zeros((4, 20, 20), np.uint8)
+    lesions[1, 5:15, 5:10] = 2  # half of the GTV, consolidation
+    lesions[1, 5:15, 10:11] = 1  # a tenth more, GGO
+    lesions[3, 0:2, 0:3] = 2  # 6 voxels outside the GTV
+    result = check_nsclc_tumours(nsclc_root, {"model": _segmenter(lesions)})
+    record = result["pat_1"]["model"]
+    assert record["gtv_as_consolidation"] == pytest.approx(0.5)
+    assert record["gtv_as_ggo"] == pytest.approx(0.1)
+    assert record["found"] and record["covered"]
+    assert record["lesion_ml_outside_gtv"] == pytest.approx(6 * 3.0 / 1000)
+    assert result["pat_1"]["gtv_ml"] == pytest.approx(100 * 3.0 / 1000)
+    assert result["pat_1"]["gtv_median_hu"] == 30
+    assert result["model"] == {"found": 4, "covered": 4, "failed": 0}
+
+
+def test_a_lesion_touching_the_gtv_does_not_find_it(nsclc_root):
+    lesions = np.zeros((4, 20, 20), np.uint8)
+    lesions[1, 5:15, 4:6] = 1  # a GGO rim: 10 of the 100 GTV voxels is found, 9 is not
+    lesions[1, 14, 5] = 0
+    record = check_nsclc_tumours(nsclc_root, {"model": _segmenter(lesions)})["pat_2"]["model"]
+    assert record["gtv_as_lesion"] == pytest.approx(0.09)
+    assert not record["found"] and not record["covered"]
+
+
+def test_a_crop_the_segmenter_refuses_is_reported_not_fatal(nsclc_root):
+    def refuse(image: sitk.Image) -> LungSegmentation:
+        raise ValueError("no lung found")
+
+    result = check_nsclc_tumours(nsclc_root, {"model": refuse})
+    assert result["pat_3"]["model"] == {"error": "no lung found"}
+    assert result["model"] == {"found": 0, "covered": 0, "failed": 4}
