@@ -73,7 +73,8 @@ class ClassicalLungs:
 # --------------------------------------------------------------------------------------------
 
 
-def _ball(radius_mm: float, spacing_zyx: tuple[float, float, float]) -> np.ndarray:
+def ball(radius_mm: float, spacing_zyx: tuple[float, float, float]) -> np.ndarray:
+    """Boolean ball of ``radius_mm`` on a grid of ``spacing_zyx`` (a structuring element)."""
     radii = [max(0, int(np.floor(radius_mm / s))) for s in spacing_zyx]
     grids = np.ogrid[tuple(slice(-r, r + 1) for r in radii)]
     dist = sum((g * s / max(radius_mm, 1e-6)) ** 2 for g, s in zip(grids, spacing_zyx, strict=True))
@@ -302,7 +303,7 @@ def segment_lungs(
 
     sides = split_left_right(lung_air, spacing_zyx)
     lungs = np.zeros(hu.shape, np.uint8)
-    closing = _ball(2.0, spacing_zyx)
+    closing = ball(2.0, spacing_zyx)
     for label in (LungLabel.RIGHT_LUNG, LungLabel.LEFT_LUNG):
         part = sides == label
         if not part.any():
@@ -336,7 +337,7 @@ def segment_lesions(
     box = _bbox(inside, margin=2)
     smoothed = smooth(np.asarray(hu[box], np.float32), spacing_zyx, sigma_mm=1.0)
     dense = (smoothed >= params.ggo_min_hu) & inside[box]
-    opened = ndi.binary_opening(dense, structure=_ball(params.lesion_opening_mm / 2.0, spacing_zyx))
+    opened = ndi.binary_opening(dense, structure=ball(params.lesion_opening_mm / 2.0, spacing_zyx))
     voxel_ml = float(np.prod(spacing_zyx)) / 1000.0
     labels, n = ndi.label(opened)
     if n:

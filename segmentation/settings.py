@@ -97,6 +97,11 @@ class TrainingSettings(SettingsModel):
     (:func:`segmentation.synth.medseg.split_medseg`; MedSeg has no lung masks, so the lung head is
     taught only that their labelled lesions are lung); 0 = none."""
 
+    extra_backgrounds: tuple[str, ...] = ()
+    """Optional real training backgrounds added to the standard ones
+    (:data:`segmentation.synth.backgrounds.EXTRAS`: the NSCLC sub-volumes ``nsclc-2``, ``-3``,
+    ``-4``); none in the recipe of stages 1-4."""
+
     mirror_probability: float = Field(default=0.0, ge=0, le=1)
     """Probability that a training sample is mirrored left/right with its lung sides swapped
     (``augmentation: torch`` only); 0 = never, the recipe of stages 1-4."""
@@ -113,6 +118,15 @@ class TrainingSettings(SettingsModel):
 
         if self.holdout_background not in CHESTS:
             raise ValueError(f"holdout_background must be one of {', '.join(CHESTS)}")
+        return self
+
+    @model_validator(mode="after")
+    def _extras_known(self) -> TrainingSettings:
+        from segmentation.synth.backgrounds import EXTRAS
+
+        unknown = [name for name in self.extra_backgrounds if name not in EXTRAS]
+        if unknown or len(set(self.extra_backgrounds)) != len(self.extra_backgrounds):
+            raise ValueError(f"extra_backgrounds: each of {', '.join(EXTRAS)} at most once, got {unknown or 'repeats'}")
         return self
 
     @model_validator(mode="after")

@@ -8,7 +8,9 @@ Roles (see ``segmentation/MODEL_CARD.md``):
 * ``train``: lesions are synthesised into these for training;
 * ``chest``: the two complete real chest CTs; one is held out of training (``holdout``) and the
   synthetic validation cases are built from it, the other is a training background;
-* ``check``: real-data checks only (CIP reference lung mask, the LIDC-IDRI-0002 GGO nodule).
+* ``check``: real-data checks only (CIP reference lung mask, the LIDC-IDRI-0002 GGO nodule);
+* ``extra``: training backgrounds used only where ``segmentation.training.extra_backgrounds``
+  names them (sub-volumes cut around one lung, whose masks come from :mod:`segmentation.synth.crops`).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import SimpleITK as sitk
 
 from segmentation.classical import DEFAULT_PARAMETERS, segment_lungs
 from segmentation.grid import Canonical, canonical_array
+from segmentation.synth.crops import CROP_MASK_VERSION, crop_lungs, unknown_dense
 from segmentation.synth.targets import Targets
 
 log = logging.getLogger(__name__)
@@ -38,6 +41,7 @@ class Role(StrEnum):
     TRAIN = "train"
     CHEST = "chest"
     CHECK = "check"
+    EXTRA = "extra"
 
 
 @dataclass(frozen=True)
@@ -72,6 +76,11 @@ class BackgroundSource:
     """Real abnormalities without a label file (see :class:`Finding`)."""
     weight: float = 1.0
     """Relative number of synthetic cases built from this background."""
+    crop_side: int | None = None
+    """:class:`~segmentation.result.LungLabel` of the one lung of a sub-volume cut around it (no
+    body outline): its mask is :func:`~segmentation.synth.crops.crop_lungs`, not the classical one."""
+    unknown_dense_hu: float | None = None
+    """Lung at least this dense (:func:`~segmentation.synth.crops.unknown_dense`) is left out of the lesion loss."""
 
 
 SOURCES: tuple[BackgroundSource, ...] = (
@@ -116,6 +125,21 @@ SOURCES: tuple[BackgroundSource, ...] = (
         ),
         weight=1.0,
     ),
+    # Radiomics-phantom NSCLC sub-volumes, each cut around a tumour in one lung (MODEL_CARD.md, "Real
+    # CT checks"). pat_1 is left out: a collapse behind its tumour makes its lung boundary ambiguous.
+    *(
+        BackgroundSource(
+            f"nsclc-{n}",
+            "radiomics-phantom-nsclc-gtv",
+            f"labels/pat_{n}_ct.nii.gz",
+            Role.EXTRA,
+            nodules=f"labels/pat_{n}_labels.nii.gz",
+            weight=0.15,
+            crop_side=side,
+            unknown_dense_hu=-650.0,
+        )
+        for n, side in ((2, 1), (3, 2), (4, 2))
+    ),
     BackgroundSource("cip-64", "cip-chest-imaging-platform", "ct-64.nrrd", Role.CHECK),
     # Its classical mask cuts dense dependent lung out (R231 includes it): a check, not a training background.
     BackgroundSource("lungmask-2sl", "lungmask-testdata", "testdata", Role.CHECK),
@@ -131,14 +155,22 @@ SOURCES: tuple[BackgroundSource, ...] = (
 
 #: The complete real chest CTs; exactly one of them is held out of training.
 CHESTS = tuple(s.name for s in SOURCES if s.role is Role.CHEST)
+#: Training backgrounds used only when named (``segmentation.training.extra_backgrounds``).
+EXTRAS = tuple(s.name for s in SOURCES if s.role is Role.EXTRA)
 
 
-def training_sources(holdout: str) -> list[BackgroundSource]:
-    """Training backgrounds when ``holdout`` (one of :data:`CHESTS`) is kept for validation."""
+def training_sources(holdout: str, extra: tuple[str, ...] = ()) -> list[BackgroundSource]:
+    """Training backgrounds when ``holdout`` (one of :data:`CHESTS`) is kept for validation.
+
+    ``extra`` names :data:`EXTRAS` to add after the others, in that order.
+    """
     if holdout not in CHESTS:
         raise ValueError(f"holdout must be one of {', '.join(CHESTS)}, got {holdout!r}")
+    unknown = [name for name in extra if name not in EXTRAS]
+    if unknown:
+        raise ValueError(f"unknown extra backgrounds {unknown} (known: {', '.join(EXTRAS)})")
     chests = [s for s in SOURCES if s.role is Role.CHEST and s.name != holdout]
-    return chests + [s for s in SOURCES if s.role is Role.TRAIN]
+    return chests + [s for s in SOURCES if s.role is Role.TRAIN] + [source(name) for name in extra]
 
 
 def source(name: str) -> BackgroundSource:
@@ -206,7 +238,10 @@ def load_background(
     lung_mask: Callable | None = None,
     targets: Targets = Targets.OPACITY,
 ) -> Background:
-    """Read a background and its classical lung mask (computed once, cached in ``cache_dir``).
+    """Read a background and its lung mask (computed once, cached in ``cache_dir``).
+
+    The mask is ``lung_mask`` where given, :func:`~segmentation.synth.crops.crop_lungs` for a
+    crop (:attr:`BackgroundSource.crop_side`), else the classical one.
 
     ``targets`` decides which of its :attr:`BackgroundSource.findings` are declared.
     """
@@ -215,18 +250,26 @@ def load_background(
     hu, canon = canonical_array(image, dtype=np.float32)
     np.clip(hu, -1024.0, 3071.0, out=hu)
     spacing = canon.spacing_zyx
-    digest = hashlib.sha256(hu.tobytes()).hexdigest()[:16]
-    cache = Path(cache_dir) / "backgrounds" / f"{item.name}-{MASK_VERSION}-{digest}.npz"
-    if cache.exists():
-        lungs = np.load(cache)["lungs"]
-    else:
-        lungs = (lung_mask or _classical)(hu, spacing)
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        np.savez_compressed(cache, lungs=lungs)
     nodules = np.zeros(hu.shape, bool)
     if item.nodules:
         label = sitk.ReadImage(str(folder / item.nodules))
         nodules = canon.forward(sitk.GetArrayFromImage(label)) > 0
+    digest = hashlib.sha256(hu.tobytes()).hexdigest()[:16]
+    version = MASK_VERSION if item.crop_side is None else CROP_MASK_VERSION
+    cache = Path(cache_dir) / "backgrounds" / f"{item.name}-{version}-{digest}.npz"
+    if cache.exists():
+        lungs = np.load(cache)["lungs"]
+    else:
+        if lung_mask is not None:
+            lungs = lung_mask(hu, spacing)
+        elif item.crop_side is not None:
+            lungs = crop_lungs(hu, spacing, side=item.crop_side, lesion=nodules)
+        else:
+            lungs = _classical(hu, spacing)
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(cache, lungs=lungs)
+    if item.unknown_dense_hu is not None:
+        nodules = nodules | unknown_dense(hu, spacing, lungs, threshold_hu=item.unknown_dense_hu)
     findings = None
     declared = declared_findings(item, targets)
     if declared:

@@ -44,6 +44,7 @@ from segmentation.synth.backgrounds import (
     source,
     training_sources,
 )
+from segmentation.synth.crops import CROP_MASK_VERSION
 from segmentation.synth.lesions import LesionPlan, PlanKind, sample_plan
 from segmentation.synth.negatives import NEGATIVE_KIND, NEGATIVE_SOURCES, load_negative
 from segmentation.synth.phantom_backgrounds import is_phantom, phantom_background, phantom_name
@@ -95,8 +96,14 @@ def cache_key(
     seed: int,
     holdout: str = "dlwpt",
     targets: Targets = Targets.OPACITY,
+    extra: tuple[str, ...] = (),
 ) -> str:
     identity: dict = {"v": CACHE_VERSION, "p": params.to_dict(), "n": n_cases, "seed": seed}
+    if extra:  # (absent without extra backgrounds: earlier keys stay valid)
+        # Their definition, not only their names: a changed mask rule or weight is a new training set.
+        identity["extra"] = [
+            [name, source(name).weight, source(name).unknown_dense_hu, CROP_MASK_VERSION] for name in extra
+        ]
     if holdout != "dlwpt":  # (caches built before the hold-out became a setting keep their key)
         identity["holdout"] = holdout
     if targets is not Targets.OPACITY:  # (likewise for caches built before the target rules)
@@ -104,7 +111,7 @@ def cache_key(
     # Declared real findings change a training background's targets (ignored in the lesion loss).
     findings = {
         item.name: [[f.description, list(f.centre_lps_mm), f.radius_mm] for f in declared]
-        for item in training_sources(holdout)
+        for item in training_sources(holdout, extra)
         if (declared := declared_findings(item, targets))
     }
     if findings:  # (absent when no training background declares any: earlier keys stay valid)
@@ -113,13 +120,13 @@ def cache_key(
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-def assign_backgrounds(n_cases: int, holdout: str = "dlwpt") -> list[str]:
+def assign_backgrounds(n_cases: int, holdout: str = "dlwpt", extra: tuple[str, ...] = ()) -> list[str]:
     """Deterministic background of each case, proportional to the sources' weights.
 
-    Real backgrounds come first, then the phantoms (``phantom-000``, ... each used for
-    :data:`CASES_PER_PHANTOM` consecutive cases), so cases of one background are contiguous.
+    Real backgrounds come first (``extra`` ones last), then the phantoms (``phantom-000``, ...
+    each used for :data:`CASES_PER_PHANTOM` consecutive cases), so cases of one background are contiguous.
     """
-    train = training_sources(holdout)
+    train = training_sources(holdout, extra)
     weights = np.array([s.weight for s in train] + [PHANTOM_WEIGHT], float)
     counts = np.floor(weights / weights.sum() * n_cases).astype(int)
     counts[0] += n_cases - counts.sum()
@@ -165,19 +172,21 @@ def build_training_cache(
     seed: int,
     holdout: str = "dlwpt",
     targets: Targets = Targets.OPACITY,
+    extra: tuple[str, ...] = (),
 ) -> Path:
     """Render ``n_cases`` synthetic training cases (skipping those already cached); return the folder.
 
     ``holdout`` is the complete chest CT kept out of training (for validation); ``targets``
-    the rule for what the lesion targets leave out (:mod:`segmentation.synth.targets`).
+    the rule for what the lesion targets leave out (:mod:`segmentation.synth.targets`);
+    ``extra`` the optional backgrounds added (:data:`~segmentation.synth.backgrounds.EXTRAS`).
     """
-    folder = Path(cache_dir) / f"train-{cache_key(params, n_cases, seed, holdout, targets)}"
+    folder = Path(cache_dir) / f"train-{cache_key(params, n_cases, seed, holdout, targets, extra)}"
     folder.mkdir(parents=True, exist_ok=True)
     index_path = folder / "index.json"
     if index_path.exists():
         return folder
     data = DataRoot(data_root)
-    names = assign_backgrounds(n_cases, holdout)
+    names = assign_backgrounds(n_cases, holdout, extra)
     backgrounds: dict[str, Background] = {}
     records: list[dict] = []
     kinds = [k for k, _ in KIND_MIX]

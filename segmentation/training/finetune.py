@@ -128,6 +128,7 @@ def finetune(
             seed=settings.seed,
             holdout=settings.holdout_background,
             targets=settings.targets,
+            extra=settings.extra_backgrounds,
         )
         synthetic = open_cache(folder)
         share = settings.finetune_synthetic_fraction

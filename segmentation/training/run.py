@@ -172,6 +172,7 @@ def train_default_model(
         seed=settings.seed,
         holdout=holdout,
         targets=settings.targets,
+        extra=settings.extra_backgrounds,
     )
     cases = open_cache(folder, kind_weights=settings.kind_weights)
     negatives = None
@@ -214,6 +215,7 @@ def train_default_model(
             **({"medseg_share": settings.medseg_share, "medseg_cache": medseg.name} if medseg else {}),
             "seed": settings.seed,
             "holdout_background": holdout,
+            **({"extra_backgrounds": list(settings.extra_backgrounds)} if settings.extra_backgrounds else {}),
             "targets": settings.targets.value,
             "config": config_dict(config),
             "data_seconds": round(data_seconds, 1),

@@ -119,3 +119,13 @@ def test_mirroring_is_off_by_default_and_needs_the_torch_augmentation(settings):
     with pytest.raises(ValueError, match="mirror_probability"):
         training.model_validate({**training.model_dump(), "mirror_probability": 0.5, "augmentation": "monai"})
     assert training.model_validate({**training.model_dump(), "mirror_probability": 0.5}).mirror_probability == 0.5
+
+
+def test_extra_backgrounds_are_none_by_default_and_must_be_known(settings):
+    training = settings.segmentation.training
+    assert training.extra_backgrounds == ()  # stages 1-4 trained on the standard backgrounds only
+    for value in (["nsclc-1"], ["popi"], ["nsclc-2", "nsclc-2"]):
+        with pytest.raises(ValueError, match="extra_backgrounds"):
+            training.model_validate({**training.model_dump(), "extra_backgrounds": value})
+    chosen = training.model_validate({**training.model_dump(), "extra_backgrounds": ["nsclc-4", "nsclc-2"]})
+    assert chosen.extra_backgrounds == ("nsclc-4", "nsclc-2")

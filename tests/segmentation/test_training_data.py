@@ -7,7 +7,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from segmentation.synth.backgrounds import CHESTS, training_sources
+from segmentation.synth.backgrounds import CHESTS, EXTRAS, training_sources
 from segmentation.synth.phantom_backgrounds import DEMO_SEEDS, is_phantom, phantom_background
 from segmentation.synth.targets import Targets
 from segmentation.training.cache import CASES_PER_PHANTOM, assign_backgrounds, cache_key
@@ -65,6 +65,38 @@ def test_cache_key_depends_on_the_target_rule():
     # nodule is declared for the visible rule only); the visible rule gets its own cache.
     assert cache_key(DEFAULT_PREPROCESSING, 240, 0, "dlwpt", Targets.OPACITY) == "ae57d0233d31"
     assert cache_key(DEFAULT_PREPROCESSING, 240, 0, "dlwpt", Targets.VISIBLE) != "ae57d0233d31"
+
+
+def test_extra_backgrounds_train_only_when_named():
+    from segmentation.training.run import DEFAULT_PREPROCESSING
+
+    assert EXTRAS == ("nsclc-2", "nsclc-3", "nsclc-4")
+    standard = [s.name for s in training_sources("dlwpt")]
+    assert not set(EXTRAS) & set(standard)
+    assert [s.name for s in training_sources("dlwpt", ("nsclc-3",))] == [*standard, "nsclc-3"]
+    with pytest.raises(ValueError, match="unknown extra backgrounds"):
+        training_sources("dlwpt", ("cip-64",))  # a check, never a training background
+    names = assign_backgrounds(240, "dlwpt", EXTRAS)
+    counts = Counter(names)
+    assert len(names) == 240 and all(counts[name] >= 10 for name in EXTRAS)
+    assert counts["popi"] < Counter(assign_backgrounds(240, "dlwpt"))["popi"]
+    # Without extras the keys of the shipped caches stay (stage 4 trained on train-5c610f614c61).
+    assert cache_key(DEFAULT_PREPROCESSING, 240, 0, "dlwpt", Targets.VISIBLE, ()) == "5c610f614c61"
+    assert cache_key(DEFAULT_PREPROCESSING, 240, 0, "dlwpt", Targets.VISIBLE, EXTRAS) != "5c610f614c61"
+
+
+def test_cache_key_depends_on_the_definition_of_the_extra_backgrounds(monkeypatch):
+    import dataclasses
+
+    import segmentation.synth.backgrounds as backgrounds
+    from segmentation.training.run import DEFAULT_PREPROCESSING
+
+    before = cache_key(DEFAULT_PREPROCESSING, 240, 0, "dlwpt", Targets.VISIBLE, EXTRAS)
+    denser = tuple(
+        dataclasses.replace(s, unknown_dense_hu=-600.0) if s.name == "nsclc-2" else s for s in backgrounds.SOURCES
+    )
+    monkeypatch.setattr(backgrounds, "SOURCES", denser)
+    assert cache_key(DEFAULT_PREPROCESSING, 240, 0, "dlwpt", Targets.VISIBLE, EXTRAS) != before
 
 
 def test_phantom_backgrounds_are_reproducible_and_avoid_the_demo(monkeypatch):
