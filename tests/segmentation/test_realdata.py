@@ -13,6 +13,14 @@ from segmentation.result import LungSegmentation
 from segmentation.synth.backgrounds import DataRoot
 
 
+def _write(folder: Path, prefix: str, arrays: dict[str, np.ndarray], *, spacing: tuple[float, float, float]) -> None:
+    """``folder/<prefix>_<name>.nii.gz`` for each array, on one grid (``spacing`` in x, y, z)."""
+    for name, array in arrays.items():
+        image = sitk.GetImageFromArray(array)
+        image.SetSpacing(spacing)
+        sitk.WriteImage(image, str(folder / f"{prefix}_{name}.nii.gz"))
+
+
 @pytest.fixture
 def lidc_root(tmp_path: Path) -> DataRoot:
     """A stand-in for the LIDC data set: a 6 x 32 x 32 slab with a 2-reader core inside a 1-reader rim."""
@@ -23,10 +31,7 @@ def lidc_root(tmp_path: Path) -> DataRoot:
     readers[1:5, 10:20, 10:20] = 1
     readers[2:4, 12:18, 12:18] = 2
     hu[readers > 0] = -600
-    for array, name in ((hu, "ct"), (readers, "nreaders")):
-        image = sitk.GetImageFromArray(array)
-        image.SetSpacing((0.7, 0.7, 2.5))
-        sitk.WriteImage(image, str(labels / f"LIDC-IDRI-0002_{name}.nii.gz"))
+    _write(labels, "LIDC-IDRI-0002", {"ct": hu, "nreaders": readers}, spacing=(0.7, 0.7, 2.5))
     return DataRoot(tmp_path)
 
 
@@ -80,10 +85,7 @@ def nsclc_root(tmp_path: Path) -> DataRoot:
     gtv[1:2, 5:15, 5:15] = 1
     hu[gtv > 0] = 30
     for patient in NSCLC_PATIENTS:
-        for array, name in ((hu, "ct"), (gtv, "labels")):
-            image = sitk.GetImageFromArray(array)
-            image.SetSpacing((1.0, 1.0, 3.0))
-            sitk.WriteImage(image, str(labels / f"{patient}_{name}.nii.gz"))
+        _write(labels, patient, {"ct": hu, "labels": gtv}, spacing=(1.0, 1.0, 3.0))
     return DataRoot(tmp_path)
 
 
