@@ -2,7 +2,7 @@
 
 The classical lung mask (:func:`segmentation.classical.segment_lungs`) starts from the body
 outline. A sub-volume exported around a tumour (the radiomics-phantom NSCLC crops) has none:
-the lung reaches the edges of the image, and the classical method finds under a tenth of it.
+the lung reaches the edges of the image, and the classical method finds about a tenth of it.
 Here the lung is the largest component of air below -400 HU that is not pure air (outside the
 body, the trachea and the main bronchi are at or below :data:`~segmentation.postprocess.PURE_AIR_HU`
 over a 5 x 5 neighbourhood; aerated lung, with its vessels and walls, is not), closed and filled
