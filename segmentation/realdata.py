@@ -291,6 +291,8 @@ def check_nsclc_tumours(data: DataRoot, segmenters: dict[str, Segmenter]) -> dic
                 "covered": share >= 0.5,
                 "lung_ml": float((lungs > 0).sum() * voxel_ml),
                 "lesion_ml_outside_gtv": float(((lesions > 0) & ~gtv).sum() * voxel_ml),
+                "ggo_ml_outside_gtv": float(((lesions == 1) & ~gtv).sum() * voxel_ml),
+                "consolidation_ml_outside_gtv": float(((lesions == 2) & ~gtv).sum() * voxel_ml),
             }
         out[patient] = record
     for name in segmenters:

@@ -100,6 +100,8 @@ def test_a_tumour_is_found_from_a_tenth_of_its_gtv_and_covered_from_half(nsclc_r
     assert record["gtv_as_ggo"] == pytest.approx(0.1)
     assert record["found"] and record["covered"]
     assert record["lesion_ml_outside_gtv"] == pytest.approx(6 * 3.0 / 1000)
+    assert record["consolidation_ml_outside_gtv"] == pytest.approx(6 * 3.0 / 1000)
+    assert record["ggo_ml_outside_gtv"] == 0.0
     assert result["pat_1"]["gtv_ml"] == pytest.approx(100 * 3.0 / 1000)
     assert result["pat_1"]["gtv_median_hu"] == 30
     assert result["model"] == {"found": 4, "covered": 4, "failed": 0}
