@@ -48,8 +48,9 @@ def crop_lungs(hu: np.ndarray, spacing_zyx: tuple[float, float, float], *, side:
     sizes = np.bincount(labels.ravel())
     sizes[0] = 0
     lung = (labels == int(np.argmax(sizes))) | lesion
+    # Closing a padded array only adds voxels, so the lesion stays inside.
     closed = ndi.binary_closing(np.pad(lung, 4), structure=ball(2.0, spacing_zyx))[4:-4, 4:-4, 4:-4]
-    lungs[fill_holes_per_slice(closed | lesion) & ~pure] = side
+    lungs[fill_holes_per_slice(closed) & ~pure] = side
     return lungs
 
 

@@ -101,9 +101,7 @@ def cache_key(
     identity: dict = {"v": CACHE_VERSION, "p": params.to_dict(), "n": n_cases, "seed": seed}
     if extra:  # (absent without extra backgrounds: earlier keys stay valid)
         # Their definition, not only their names: a changed mask rule or weight is a new training set.
-        identity["extra"] = [
-            [name, source(name).weight, source(name).unknown_dense_hu, CROP_MASK_VERSION] for name in extra
-        ]
+        identity["extra"] = [[s.name, s.weight, s.unknown_dense_hu, CROP_MASK_VERSION] for s in map(source, extra)]
     if holdout != "dlwpt":  # (caches built before the hold-out became a setting keep their key)
         identity["holdout"] = holdout
     if targets is not Targets.OPACITY:  # (likewise for caches built before the target rules)
