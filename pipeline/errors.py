@@ -55,6 +55,7 @@ class ErrorCode(StrEnum):
     WORKER_CRASHED = "WORKER_CRASHED"
     OUTPUT_WRITE_FAILED = "OUTPUT_WRITE_FAILED"
     LABEL_GRID_MISMATCH = "LABEL_GRID_MISMATCH"
+    CHECKPOINT_INVALID = "CHECKPOINT_INVALID"
     INTERNAL_ERROR = "INTERNAL_ERROR"
 
     @property
@@ -113,6 +114,9 @@ _DESCRIPTIONS: dict[ErrorCode, str] = {
     ErrorCode.WORKER_CRASHED: "The worker process processing this scan died.",
     ErrorCode.OUTPUT_WRITE_FAILED: "Results could not be written.",
     ErrorCode.LABEL_GRID_MISMATCH: "A reference label file does not lie on its image's voxel grid.",
+    ErrorCode.CHECKPOINT_INVALID: (
+        "A training checkpoint cannot be continued (unreadable, or written by a different training run)."
+    ),
     ErrorCode.INTERNAL_ERROR: "Unexpected internal error (a bug: please report it with the log).",
 }
 

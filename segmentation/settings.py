@@ -85,6 +85,8 @@ class TrainingSettings(SettingsModel):
     """Share of training slices drawn among a case's slices that hold a lesion (before the lung rule)."""
     threads: int = Field(ge=1)
     validate_every: int = Field(ge=1)
+    checkpoint_every: int = Field(default=500, ge=1)
+    """Steps between saves of the whole training state (``lunglesion train --continue`` resumes there)."""
     finetune_steps: int = Field(ge=1)
     finetune_learning_rate: float = Field(gt=0)
     finetune_synthetic_fraction: float = Field(ge=0, le=1)

@@ -21,7 +21,8 @@ COMMANDS: tuple = (run_cmd, index_cmd, report_cmd, train_cmd, evaluate_cmd, demo
 
 #: Errors caused by what the user asked for (exit 2), as opposed to per-scan failures: a bad
 #: option or file, a model file that is missing or does not match its checksum, labels off
-#: their image's grid (when they stop a whole command, e.g. fine-tuning).
+#: their image's grid (when they stop a whole command, e.g. fine-tuning), a training checkpoint
+#: that another run wrote.
 USAGE_ERRORS = {
     ErrorCode.CONFIG_INVALID,
     ErrorCode.COHORT_INVALID,
@@ -29,6 +30,7 @@ USAGE_ERRORS = {
     ErrorCode.WEIGHTS_MISSING,
     ErrorCode.WEIGHTS_CORRUPT,
     ErrorCode.LABEL_GRID_MISMATCH,
+    ErrorCode.CHECKPOINT_INVALID,
 }
 
 

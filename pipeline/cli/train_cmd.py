@@ -30,6 +30,12 @@ rest: when --data-root (default ../shared/data) exists and that set is not yet i
 segmentation.training.cache_dir, it is rendered first (240 cases: about 23 minutes on 2 CPU
 cores and several GB of disk, once; lunglesion train reuses it). Set the fraction to 0 to
 fine-tune on your cases alone.
+
+Every segmentation.training.checkpoint_every steps (default 500) the whole training state is
+saved to <out>/<model-id>.checkpoint.pt. An interrupted run (a killed job, a reboot) is resumed
+by the same command with --continue, and ends with the weights the uninterrupted run would have
+written; the checkpoint is deleted when the model is written. Without --continue a run refuses
+to start over an unfinished one.
 """
 
 
@@ -65,6 +71,13 @@ def register(subparsers: argparse._SubParsersAction, parents: list[argparse.Argu
         "--labels-dir, the first stage to continue training on the synthetic set (default: from scratch)",
     )
     parser.add_argument("--steps", type=int, metavar="N", help="override the number of optimisation steps")
+    parser.add_argument(
+        "--continue",
+        dest="resume",
+        action="store_true",
+        help="resume an interrupted run from <out>/<model-id>.checkpoint.pt (same command and configuration; "
+        "starts at step 0 when there is none)",
+    )
     parser.add_argument("--cache-dir", type=Path, metavar="DIR", help="override segmentation.training.cache_dir")
     parser.set_defaults(func=run)
 
@@ -106,6 +119,7 @@ def run(args: argparse.Namespace) -> int:
             settings=training,
             data_root=data_root,
             steps=args.steps,
+            resume=args.resume,
         )
         print(f"fine-tuned model written: {json_path}")
         return int(ExitCode.OK)
@@ -135,6 +149,7 @@ def run(args: argparse.Namespace) -> int:
         inference=settings,
         steps=args.steps,
         init_from=args.weights,
+        resume=args.resume,
     )
     new = read_description(outcome.model_json)
     print(f"model written: {outcome.model_json} ({outcome.seconds / 60:.1f} min)")

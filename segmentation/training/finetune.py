@@ -105,12 +105,24 @@ def finetune(
     settings: TrainingSettings,
     data_root: Path | None,
     steps: int | None = None,
+    resume: bool = False,
 ) -> Path:
-    """Fine-tune ``base_weights`` (the shipped model when None) on the user's cases; return the model JSON."""
+    """Fine-tune ``base_weights`` (the shipped model when None) on the user's cases; return the model JSON.
 
+    Checkpointed like :func:`~segmentation.training.run.train_default_model` (``resume``
+    continues an interrupted fine-tuning; the checkpoint is deleted once the model is written).
+    """
+    from segmentation.training.checkpoint import (
+        Checkpointing,
+        checkpoint_path,
+        refuse_unfinished,
+        remove_checkpoint,
+    )
     from segmentation.training.run import train_config
     from segmentation.weights import load_state_dict, write_model
 
+    checkpointing = Checkpointing(checkpoint_path(output_dir, model_id), settings.checkpoint_every, resume)
+    refuse_unfinished(checkpointing)
     base = read_description(base_weights)
     state = load_state_dict(base)
     cache_dir = Path(settings.cache_dir).expanduser()
@@ -141,7 +153,12 @@ def finetune(
     )
     start = time.monotonic()
     result = train_network(
-        cases=cases + synthetic, spec=base.architecture, params=base.preprocessing, config=config, init_state=state
+        cases=cases + synthetic,
+        spec=base.architecture,
+        params=base.preprocessing,
+        config=config,
+        init_state=state,
+        checkpointing=checkpointing,
     )
     metadata = {
         "description": f"{base.model_id} fine-tuned on {len(cases)} user case(s) (research use only)",
@@ -156,7 +173,7 @@ def finetune(
         },
         "labels": base.metadata.get("labels", {}),
     }
-    return write_model(
+    json_path = write_model(
         directory=output_dir,
         model_id=model_id,
         state_dict=result.state_dict,
@@ -166,3 +183,5 @@ def finetune(
         # The base model's calibrated thresholds (recalibrate on your own development cases if needed).
         thresholds=base.thresholds,
     )
+    remove_checkpoint(checkpointing)
+    return json_path

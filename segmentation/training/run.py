@@ -25,6 +25,7 @@ from segmentation.preprocess import PreprocessParameters, resample_to_working, t
 from segmentation.settings import SegmentationSettings, TrainingSettings
 from segmentation.synth.backgrounds import CHESTS
 from segmentation.synth.targets import Targets
+from segmentation.training.checkpoint import Checkpointing, checkpoint_path, refuse_unfinished, remove_checkpoint
 from segmentation.training.train import CachedCase, TrainConfig, config_dict, open_cache, train_network
 
 log = logging.getLogger(__name__)
@@ -146,6 +147,7 @@ def train_default_model(
     preprocessing: PreprocessParameters = DEFAULT_PREPROCESSING,
     steps: int | None = None,
     init_from: Path | None = None,
+    resume: bool = False,
 ) -> TrainOutcome:
     """Build the synthetic training/validation data from ``data_root`` and train.
 
@@ -154,11 +156,19 @@ def train_default_model(
     shipped recipe, see MODEL_CARD.md); the JSON records every stage it descends from.
     ``inference`` holds the post-processing settings scans are segmented with; the lesion
     threshold is calibrated under them.
+
+    The training state is checkpointed every ``settings.checkpoint_every`` steps into
+    ``output_dir`` (:func:`~segmentation.training.checkpoint.checkpoint_path`); ``resume``
+    continues an interrupted run from there (a checkpoint left by an unfinished run is refused
+    without it, before any data is rendered). The checkpoint is deleted once the calibrated
+    model is written.
     """
     from segmentation.training.cache import build_medseg_cache, build_negative_cache, build_training_cache
     from segmentation.training.validation import build_validation_set
     from segmentation.weights import write_model
 
+    checkpointing = Checkpointing(checkpoint_path(output_dir, model_id), settings.checkpoint_every, resume)
+    refuse_unfinished(checkpointing)
     begin = starting_point(init_from, architecture=architecture, preprocessing=preprocessing)
     architecture, preprocessing = begin.architecture, begin.preprocessing
     cache_dir = Path(settings.cache_dir).expanduser()
@@ -203,6 +213,7 @@ def train_default_model(
         init_state=begin.state_dict,
         validation=monitor,
         cleanup=Cleanup(inference.min_component_fraction, inference.min_lesion_voxels),
+        checkpointing=checkpointing,
     )
     metadata = {
         "description": "Right/left lung and COVID-19 GGO/consolidation segmentation of chest CT (research use only)",
@@ -251,6 +262,7 @@ def train_default_model(
     metadata["training"]["calibration"] = {"background": development, **calibration.to_dict()}
     metadata["training"]["total_seconds"] = round(time.monotonic() - start, 1)
     json_path = save(thresholds=calibration.thresholds)  # the same files, now with the thresholds
+    remove_checkpoint(checkpointing)
     return TrainOutcome(json_path, time.monotonic() - start, result.history)
 
 

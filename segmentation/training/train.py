@@ -23,6 +23,13 @@ from segmentation.preprocess import PreprocessParameters, context_stack
 from segmentation.result import LesionLabel
 from segmentation.settings import Augmentation
 from segmentation.synth.lesions import ANY_LUNG_LABEL, IGNORE_LABEL
+from segmentation.training.checkpoint import (
+    Checkpointing,
+    TrainingState,
+    load_checkpoint,
+    run_fingerprint,
+    save_checkpoint,
+)
 
 log = logging.getLogger(__name__)
 
@@ -281,12 +288,23 @@ def train_network(
     init_state: dict | None = None,
     validation: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]] | None = None,
     cleanup: Cleanup | None = None,
+    checkpointing: Checkpointing | None = None,
 ) -> TrainResult:
     """Train (or fine-tune from ``init_state``) and return the final weights and a history.
 
     ``validation`` holds working-grid monitor cases ``(name, image, lungs, lesions)`` scored
     every ``config.validate_every`` steps after the clean-up ``cleanup`` (required with them);
     the scores go to the log and the history, never into a decision.
+
+    With ``checkpointing`` the whole training state is saved every ``checkpointing.every``
+    steps and after the last one (:mod:`segmentation.training.checkpoint`); with its ``resume``
+    on, a run continues from an existing checkpoint of the same run and returns exactly the
+    weights of an uninterrupted one (``seconds`` then counts every attempt's optimisation).
+
+    Raises
+    ------
+    LunglesionError
+        ``CHECKPOINT_INVALID`` when the checkpoint to continue from belongs to another run.
     """
     import torch
 
@@ -313,9 +331,22 @@ def train_network(
     augment = _augmenter(config)
     sampler = SliceSampler(cases, params, config, gen)
     history: list[dict] = []
-    start = time.monotonic()
-    running = []
-    for step in range(config.steps):
+    running: list[tuple[float, ...]] = []
+    first_step, seconds_before = 0, 0.0
+    fingerprint = ""
+    if checkpointing is not None:
+        fingerprint = run_fingerprint(config=config, spec=spec, params=params, cases=cases, init_state=init_state)
+        saved = _saved_state(checkpointing, fingerprint)
+        if saved is not None:
+            net.load_state_dict(saved.network)
+            optimiser.load_state_dict(saved.optimiser)
+            gen.set_state(saved.generator)
+            torch.set_rng_state(saved.global_rng)
+            history, running = saved.history, saved.running
+            first_step, seconds_before = saved.step, saved.seconds
+            log.info("continuing from %s at step %d/%d", checkpointing.path, first_step, config.steps)
+    start = time.monotonic() - seconds_before
+    for step in range(first_step, config.steps):
         net.train()
         for group in optimiser.param_groups:
             group["lr"] = lr_at(step)
@@ -364,6 +395,19 @@ def train_network(
                 rounded = {k: round(v, 4) for k, v in summary.items()}
                 log.info("validation (working grid, after clean-up) %s", json.dumps(rounded))
             history.append(entry)
+        if checkpointing is not None and ((step + 1) % checkpointing.every == 0 or last):
+            state = TrainingState(
+                step=step + 1,
+                fingerprint=fingerprint,
+                network=net.state_dict(),
+                optimiser=optimiser.state_dict(),
+                generator=gen.get_state(),
+                global_rng=torch.get_rng_state(),
+                history=history,
+                running=running,
+                seconds=time.monotonic() - start,
+            )
+            save_checkpoint(checkpointing.path, state)
     net.eval()
     return TrainResult(
         state_dict={k: v.detach().clone() for k, v in net.state_dict().items()},
@@ -371,6 +415,16 @@ def train_network(
         seconds=time.monotonic() - start,
         steps=config.steps,
     )
+
+
+def _saved_state(checkpointing: Checkpointing, fingerprint: str) -> TrainingState | None:
+    """The checkpoint to continue from, or None (no ``resume``, or nothing saved yet)."""
+    if not checkpointing.resume:
+        return None
+    if not checkpointing.path.exists():
+        log.info("no checkpoint at %s: starting at step 0", checkpointing.path)
+        return None
+    return load_checkpoint(checkpointing.path, fingerprint=fingerprint)
 
 
 def _augmenter(config: TrainConfig):

@@ -91,6 +91,93 @@ def test_training_is_deterministic(cases):
     assert not all(torch.equal(a.state_dict[k], start[k]) for k in start if start[k].is_floating_point())
 
 
+class _Killed(Exception):
+    """Stands for the job being killed right after a checkpoint was written."""
+
+
+def _kill_after(step: int, monkeypatch) -> None:
+    """Make training stop (as if killed) right after writing the checkpoint of ``step``."""
+    from segmentation.training import train as train_module
+
+    real = train_module.save_checkpoint
+
+    def save_then_die(path, state):
+        real(path, state)
+        if state.step == step:
+            raise _Killed
+
+    monkeypatch.setattr(train_module, "save_checkpoint", save_then_die)
+
+
+def test_an_interrupted_run_continues_to_the_weights_of_an_uninterrupted_one(cases, tmp_path, monkeypatch):
+    from segmentation.training.checkpoint import Checkpointing
+
+    config = dataclasses.replace(CONFIG, steps=7)
+    straight = train_network(cases=cases, spec=TINY, params=PARAMS, config=config)
+    path = tmp_path / "m.checkpoint.pt"
+    with monkeypatch.context() as patch:
+        _kill_after(4, patch)
+        with pytest.raises(_Killed):
+            train_network(cases=cases, spec=TINY, params=PARAMS, config=config, checkpointing=Checkpointing(path, 2))
+    assert path.exists()
+    resumed = train_network(
+        cases=cases, spec=TINY, params=PARAMS, config=config, checkpointing=Checkpointing(path, 2, resume=True)
+    )
+    assert resumed.steps == 7
+    assert all(torch.equal(straight.state_dict[k], resumed.state_dict[k]) for k in straight.state_dict)
+    # The logged means cover the steps before the interruption too.
+    assert resumed.history == straight.history
+
+
+def test_a_checkpoint_is_continued_only_by_the_run_that_wrote_it(cases, tmp_path):
+    from pipeline.errors import ErrorCode, LunglesionError
+    from segmentation.training.checkpoint import Checkpointing
+
+    path = tmp_path / "m.checkpoint.pt"
+    train_network(cases=cases, spec=TINY, params=PARAMS, config=CONFIG, checkpointing=Checkpointing(path, 2))
+    other = dataclasses.replace(CONFIG, learning_rate=2e-3)
+    with pytest.raises(LunglesionError, match="different training run") as caught:
+        train_network(
+            cases=cases, spec=TINY, params=PARAMS, config=other, checkpointing=Checkpointing(path, 2, resume=True)
+        )
+    assert caught.value.code is ErrorCode.CHECKPOINT_INVALID
+    reweighted = [dataclasses.replace(cases[0], weight=2.0)]
+    with pytest.raises(LunglesionError, match="different training run"):
+        train_network(
+            cases=reweighted, spec=TINY, params=PARAMS, config=CONFIG, checkpointing=Checkpointing(path, 2, resume=True)
+        )
+    path.write_bytes(b"not a checkpoint")
+    with pytest.raises(LunglesionError, match="cannot be read") as caught:
+        train_network(
+            cases=cases, spec=TINY, params=PARAMS, config=CONFIG, checkpointing=Checkpointing(path, 2, resume=True)
+        )
+    assert caught.value.code is ErrorCode.CHECKPOINT_INVALID
+
+
+def test_continue_without_a_checkpoint_starts_at_step_zero(cases, tmp_path):
+    from segmentation.training.checkpoint import Checkpointing
+
+    path = tmp_path / "m.checkpoint.pt"
+    plain = train_network(cases=cases, spec=TINY, params=PARAMS, config=CONFIG)
+    result = train_network(
+        cases=cases, spec=TINY, params=PARAMS, config=CONFIG, checkpointing=Checkpointing(path, 2, resume=True)
+    )
+    assert all(torch.equal(plain.state_dict[k], result.state_dict[k]) for k in plain.state_dict)
+    assert path.exists()  # the final state, kept until the caller has written the model
+
+
+def test_train_refuses_to_start_over_an_unfinished_run(tmp_path, capsys):
+    from pipeline.cli.main import main
+
+    out = tmp_path / "out"
+    out.mkdir()
+    unfinished = out / "m.checkpoint.pt"
+    unfinished.write_bytes(b"state of an unfinished run")
+    assert main(["train", "--out", str(out), "--model-id", "m", "--data-root", str(tmp_path)]) == 2
+    assert "pass --continue" in capsys.readouterr().err
+    assert unfinished.read_bytes() == b"state of an unfinished run"
+
+
 def _one_hot(labels: np.ndarray) -> np.ndarray:
     return np.stack([(labels == k) for k in range(3)], axis=1).astype(np.float32)
 
@@ -189,6 +276,7 @@ def test_finetune_on_user_labels(tmp_path, monkeypatch):
     assert description.metadata["training"]["from"]["model_id"] == "tiny"
     assert description.metadata["training"]["user_cases"] == 1
     assert load_model(out, device="cpu").model_id == "tiny-ft"
+    assert not (tmp_path / "ft" / "tiny-ft.checkpoint.pt").exists()  # deleted once the model is written
 
 
 def _write_cache(folder, kinds):
