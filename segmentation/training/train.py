@@ -408,6 +408,7 @@ def train_network(
                 seconds=time.monotonic() - start,
             )
             save_checkpoint(checkpointing.path, state)
+            log.info("checkpoint at step %d written: %s", step + 1, checkpointing.path)
     net.eval()
     return TrainResult(
         state_dict={k: v.detach().clone() for k, v in net.state_dict().items()},
