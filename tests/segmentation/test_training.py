@@ -1,4 +1,4 @@
-"""Training loop determinism and the fine-tuning path on a user's labelled data (tiny network, phantom data)."""
+"""Training loop determinism, resuming from a checkpoint, fine-tuning on a user's labels (tiny network, phantom)."""
 
 from __future__ import annotations
 
