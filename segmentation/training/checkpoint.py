@@ -6,7 +6,7 @@ network weights (batch-norm statistics included), the optimiser's moments, the s
 torch generator that draws every slice and augmentation, the global torch generator, the
 history and the running loss means of the log. A run continued from it (``lunglesion train
 --continue``, nnU-Net's ``--c``) therefore ends with exactly the weights the uninterrupted run
-would have written (tested in ``tests/segmentation/test_checkpoint.py``).
+would have written (tested in ``tests/segmentation/test_training.py``).
 
 A checkpoint is only ever continued by the run that wrote it: it carries a fingerprint of the
 configuration, the network and preprocessing, the training cases and the starting weights, and
