@@ -15,8 +15,8 @@ Without --labels-dir: build the synthetic training set (lesions rendered into th
 backgrounds of --data-root, default ../shared/data next to the repository), train the network
 with the configured seed (segmentation.training in the configuration) and write
 <model-id>.pt + <model-id>.json into --out: from scratch, or, with --weights, continuing from
-that model (the later stages of the shipped recipe, configs/train-stage2.yaml and
-configs/train-stage3.yaml). On the reference machine the three stages reproduce the shipped
+that model (the later stages of the shipped recipe, configs/train-stage2.yaml to
+configs/train-stage4.yaml). On the reference machine the four stages reproduce the shipped
 model (segmentation/MODEL_CARD.md gives the commands and their times); the final line says
 whether the SHA-256 matches the shipped weights or one of the stages they were trained from.
 
