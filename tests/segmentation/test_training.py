@@ -370,6 +370,10 @@ def test_train_command_says_which_shipped_weights_it_reproduced(tmp_path):
     assert "identical to m-v1, stage 1 of the shipped m-v2" in line and "configs/train-stage2.yaml" in line
     assert str(tmp_path / "m-v1.json") in line
     assert "different from the shipped m-v2" in reproduction_line(other, shipped)
+    # A rerun of stage 1 with other bits is named as a rerun of that stage, with the recorded hash.
+    rerun = SimpleNamespace(model_id="m-v1", sha256="e" * 64, weights_path=tmp_path / "m-v1.pt", metadata={})
+    line = reproduction_line(rerun, shipped)
+    assert "different from m-v1, stage 1 of the shipped m-v2" in line and "a" * 64 in line
     # Three stages: each earlier one is recognised and pointed to the configuration after it.
     stage2 = SimpleNamespace(model_id="m-v2", sha256="b" * 64, weights_path=tmp_path / "m-v2.pt", metadata={})
     v3 = SimpleNamespace(
