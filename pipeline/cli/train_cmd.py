@@ -189,24 +189,24 @@ def reproduction_line(new, shipped) -> str:
     """Whether ``new`` has the shipped model's weights, or those of one of the stages it was trained from.
 
     A model named like one of those stages but with other weights is said to differ from that stage
-    (a rerun of a stage on another machine or torch build), not only from the shipped model.
+    (a rerun whose bits differ), not only from the shipped model.
     """
     if new.sha256 == shipped.sha256:
         return f"sha256 {new.sha256} is identical to the shipped {shipped.model_id}"
     stages = lineage(shipped.metadata)
-    for index, stage in enumerate(stages):
+    numbered = list(zip(range(len(stages), 0, -1), stages, strict=True))  # stage 1 is the last one
+    for number, stage in numbered:
         if new.sha256 == stage.get("sha256"):
-            number = len(stages) - index
             return (
                 f"sha256 {new.sha256} is identical to {stage.get('model_id')}, stage {number} of the shipped "
                 f"{shipped.model_id}: continue with --config configs/train-stage{number + 1}.yaml "
                 f"--weights {new.weights_path.with_suffix('.json')}"
             )
-    for index, stage in enumerate(stages):
+    for number, stage in numbered:
         if new.model_id == stage.get("model_id"):
             return (
-                f"sha256 {new.sha256} is different from {stage.get('model_id')}, stage {len(stages) - index} of the "
-                f"shipped {shipped.model_id} ({stage.get('sha256')}): another machine, torch build or code gives "
-                "other bits of about the same quality (segmentation/MODEL_CARD.md, 'Reproducing')"
+                f"sha256 {new.sha256} is different from {stage.get('model_id')}, stage {number} of the shipped "
+                f"{shipped.model_id} ({stage.get('sha256')}): a rerun can give other bits even on the reference "
+                "machine (segmentation/MODEL_CARD.md, 'Reproducing')"
             )
     return f"sha256 {new.sha256} is different from the shipped {shipped.model_id} ({shipped.sha256})"
